@@ -1,0 +1,98 @@
+"""Runs experiments by name and hands their results to the report writer."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import platform
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from varl import __version__
+from varl.experiments import gui_g2
+from varl.experiments.report import write_report
+from varl.experiments.result import ExperimentResult, NullProgress, ProgressBar
+
+
+class Experiment(NamedTuple):
+    """One entry of ``varl reproduce --list``.
+
+    Attributes:
+        description: One line naming the paper and what is compared.
+        run: ``run(*, full, seeds, progress) -> ExperimentResult``; ``seeds`` None means the
+            experiment's own default count.
+    """
+
+    description: str
+    run: Callable[..., ExperimentResult]
+
+
+# The CLI lists its choices from this explicit mapping (no registry, no plugins).
+EXPERIMENTS: dict[str, Experiment] = {
+    "gui_g2": Experiment(gui_g2.DESCRIPTION, gui_g2.run),
+}
+
+
+def list_experiments() -> list[tuple[str, str]]:
+    """Returns ``(name, description)`` for every experiment, in report order."""
+    return [(name, exp.description) for name, exp in EXPERIMENTS.items()]
+
+
+def reproduce(
+    names: Sequence[str] | None = None,
+    *,
+    full: bool = False,
+    seeds: int | None = None,
+    out_dir: str | Path = "reports/latest",
+    progress: bool = True,
+) -> list[ExperimentResult]:
+    """Runs the named experiments (all when ``names`` is None) and writes the report.
+
+    Args:
+        names: Experiment names; None or empty runs every experiment.
+        full: Run the larger settings instead of the quick CPU ones.
+        seeds: Number of seeds (0..seeds-1) for every experiment; None keeps each one's default.
+        out_dir: Report folder.
+        progress: Show a tqdm progress bar per experiment.
+
+    Returns:
+        The results, in the order run.
+
+    Raises:
+        ValueError: On an unknown experiment name or a seed count below 1.
+    """
+    selected = list(names) if names else list(EXPERIMENTS)
+    unknown = [n for n in selected if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(
+            f"unknown experiment(s) {unknown}; choose from {sorted(EXPERIMENTS)} "
+            "(see `varl reproduce --list`)"
+        )
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"seeds: expected a count >= 1, got {seeds}")
+    results = []
+    for name in selected:
+        bar: ProgressBar
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc=name, unit="step", leave=True)
+        else:
+            bar = NullProgress()
+        start = time.perf_counter()
+        result = EXPERIMENTS[name].run(full=full, seeds=seeds, progress=bar)
+        elapsed = time.perf_counter() - start
+        if progress:
+            bar.close()  # type: ignore[attr-defined]
+        results.append(dataclasses.replace(result, seconds=elapsed))
+    meta = {
+        "mode": "full" if full else "quick",
+        "varl_version": __version__,
+        "python": platform.python_version(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "experiments": selected,
+    }
+    write_report(results, out_dir, meta)
+    return results
