@@ -19,17 +19,6 @@ class ProgressBar(Protocol):
         """Advances the bar by ``n`` units."""
 
 
-class NullProgress:
-    """A progress bar that shows nothing, for library calls and tests."""
-
-    def reset(self, total: float | None = None) -> None:
-        """Does nothing."""
-
-    def update(self, n: float | None = 1) -> bool | None:
-        """Does nothing."""
-        return None
-
-
 @dataclass(frozen=True, kw_only=True)
 class Series:
     """One curve: the mean over seeds, with the seed minimum and maximum as a band.

@@ -10,10 +10,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from tqdm.auto import tqdm
+
 from varl import __version__
 from varl.experiments import gui_g2
 from varl.experiments.report import write_report
-from varl.experiments.result import ExperimentResult, NullProgress, ProgressBar
+from varl.experiments.result import ExperimentResult
 
 
 class Experiment(NamedTuple):
@@ -74,19 +76,13 @@ def reproduce(
         raise ValueError(f"seeds: expected a count >= 1, got {seeds}")
     results = []
     for name in selected:
-        bar: ProgressBar
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(desc=name, unit="step", leave=True)
-        else:
-            bar = NullProgress()
+        bar = tqdm(desc=name, unit="step", disable=not progress, leave=True)
         start = time.perf_counter()
-        result = EXPERIMENTS[name].run(full=full, seeds=seeds, progress=bar)
-        elapsed = time.perf_counter() - start
-        if progress:
-            bar.close()  # type: ignore[attr-defined]
-        results.append(dataclasses.replace(result, seconds=elapsed))
+        try:
+            result = EXPERIMENTS[name].run(full=full, seeds=seeds, progress=bar)
+        finally:
+            bar.close()
+        results.append(dataclasses.replace(result, seconds=time.perf_counter() - start))
     meta = {
         "mode": "full" if full else "quick",
         "varl_version": __version__,
