@@ -36,6 +36,7 @@ Failure handling, shared by every reward:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -153,7 +154,7 @@ def _report_failures(kwargs: Mapping[str, Any], name: str, count: int) -> None:
         log_metric(f"{name}/parse_failures", count)
 
 
-class _TextReward:
+class _TextReward(ABC):
     """Base of the reward callables: parses completions, scores them, reports failures."""
 
     __name__: str
@@ -183,11 +184,14 @@ class _TextReward:
         _report_failures(kwargs, self.__name__, failures)
         return rewards
 
+    @abstractmethod
     def _score(self, texts: list[str | None], kwargs: Mapping[str, Any]) -> tuple[Rewards, int]:
-        raise NotImplementedError
+        """Returns one reward per text (None where the ground truth is None) and the count of
+        texts that could not be parsed."""
 
+    @abstractmethod
     def _settings(self) -> dict[str, object]:
-        raise NotImplementedError
+        """Returns the constructor arguments, for ``repr``."""
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{k}={v!r}" for k, v in self._settings().items())
