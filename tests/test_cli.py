@@ -66,5 +66,9 @@ def test_reproduce_writes_report(tmp_path: Path) -> None:
         "report.html",
         "results.json",
         "gui_g2.png",
+        "runs",
     }
     assert json.loads((out / "results.json").read_text())["experiments"][0]["name"] == "gui_g2"
+    resumed = _varl("reproduce", "gui_g2", "--seeds", "1", "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1/1 claims held" in resumed.stdout

@@ -52,7 +52,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
             print(f"{name:24s} {description}")
         return 0
     results = reproduce(
-        args.names or None, full=args.full, seeds=args.seeds, out_dir=args.out, progress=True
+        args.names or None,
+        full=args.full,
+        seeds=args.seeds,
+        out_dir=args.out,
+        progress=True,
+        resume=args.resume,
     )
     held = sum(r.verdict for r in results)
     print(f"{held}/{len(results)} claims held; report written to {args.out}/report.md")
@@ -81,6 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.add_argument("--out", default="reports/latest", help="output folder (default: %(default)s)")
     rep.add_argument("--list", action="store_true", help="list the experiments and exit")
+    rep.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse experiments already finished in --out with the same settings",
+    )
     rep.set_defaults(func=_cmd_reproduce)
 
     env = sub.add_parser("env", help="print versions for bug reports")

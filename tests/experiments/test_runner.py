@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from varl.experiments.runner import EXPERIMENTS, list_experiments, reproduce
+from varl.experiments.result import ExperimentResult
+from varl.experiments.runner import EXPERIMENTS, Experiment, list_experiments, reproduce
 
 
 def test_list_matches_mapping() -> None:
@@ -33,3 +34,31 @@ def test_reproduce_one_experiment_one_seed(tmp_path: Path) -> None:
     data = json.loads((tmp_path / "results.json").read_text())
     assert data["meta"]["experiments"] == ["gui_g2"]
     assert data["experiments"][0]["settings"]["seeds"] == 1
+
+
+def _boom(**kwargs: object) -> ExperimentResult:
+    raise RuntimeError("killed")
+
+
+def test_resume_reuses_finished_experiments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = reproduce(["gui_g2"], seeds=1, out_dir=tmp_path, progress=False)
+    assert (tmp_path / "runs" / "gui_g2.json").is_file()
+    # A resumed run must not call the experiment again: make calling it fail.
+    monkeypatch.setitem(EXPERIMENTS, "gui_g2", Experiment("stub", _boom))
+    again = reproduce(["gui_g2"], seeds=1, out_dir=tmp_path, progress=False, resume=True)
+    assert again == first
+    # Different settings are not reused, and without --resume nothing is.
+    with pytest.raises(RuntimeError, match="killed"):
+        reproduce(["gui_g2"], seeds=2, out_dir=tmp_path, progress=False, resume=True)
+    with pytest.raises(RuntimeError, match="killed"):
+        reproduce(["gui_g2"], seeds=1, out_dir=tmp_path, progress=False)
+
+
+def test_killed_run_leaves_partial_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(EXPERIMENTS, "dies", Experiment("always fails", _boom))
+    with pytest.raises(RuntimeError, match="killed"):
+        reproduce(["gui_g2", "dies"], seeds=1, out_dir=tmp_path, progress=False)
+    data = json.loads((tmp_path / "results.json").read_text())
+    assert [e["name"] for e in data["experiments"]] == ["gui_g2"]

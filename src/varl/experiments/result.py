@@ -95,3 +95,11 @@ class ExperimentResult:
     def to_dict(self) -> dict[str, Any]:
         """Returns a JSON-serialisable copy of the result."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentResult:
+        """Rebuilds a result from :meth:`to_dict` output (e.g. a saved run being resumed)."""
+        panels = [
+            Panel(**{**p, "series": [Series(**s) for s in p["series"]]}) for p in data["panels"]
+        ]
+        return cls(**{**data, "panels": panels})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 import platform
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from tqdm.auto import tqdm
 
@@ -49,8 +50,13 @@ def reproduce(
     seeds: int | None = None,
     out_dir: str | Path = "reports/latest",
     progress: bool = True,
+    resume: bool = False,
 ) -> list[ExperimentResult]:
     """Runs the named experiments (all when ``names`` is None) and writes the report.
+
+    Each finished experiment is saved to ``out_dir/runs/NAME.json`` and the report is rewritten
+    after each one, so a killed run leaves a valid partial report; with ``resume`` a saved
+    experiment run with the same mode, seed count and varl version is loaded instead of rerun.
 
     Args:
         names: Experiment names; None or empty runs every experiment.
@@ -58,6 +64,7 @@ def reproduce(
         seeds: Number of seeds (0..seeds-1) for every experiment; None keeps each one's default.
         out_dir: Report folder.
         progress: Show a tqdm progress bar per experiment.
+        resume: Reuse the saved results of experiments that already finished in ``out_dir``.
 
     Returns:
         The results, in the order run.
@@ -74,15 +81,7 @@ def reproduce(
         )
     if seeds is not None and seeds < 1:
         raise ValueError(f"seeds: expected a count >= 1, got {seeds}")
-    results = []
-    for name in selected:
-        bar = tqdm(desc=name, unit="step", disable=not progress, leave=True)
-        start = time.perf_counter()
-        try:
-            result = EXPERIMENTS[name].run(full=full, seeds=seeds, progress=bar)
-        finally:
-            bar.close()
-        results.append(dataclasses.replace(result, seconds=time.perf_counter() - start))
+    out = Path(out_dir)
     meta = {
         "mode": "full" if full else "quick",
         "varl_version": __version__,
@@ -90,5 +89,39 @@ def reproduce(
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "experiments": selected,
     }
-    write_report(results, out_dir, meta)
+    results = []
+    for name in selected:
+        key = {"full": full, "seeds": seeds, "varl_version": __version__}
+        saved = _load_saved(out / "runs" / f"{name}.json", key) if resume else None
+        if saved is None:
+            bar = tqdm(desc=name, unit="step", disable=not progress, leave=True)
+            start = time.perf_counter()
+            try:
+                result = EXPERIMENTS[name].run(full=full, seeds=seeds, progress=bar)
+            finally:
+                bar.close()
+            saved = dataclasses.replace(result, seconds=time.perf_counter() - start)
+            _save(out / "runs" / f"{name}.json", key, saved)
+        results.append(saved)
+        write_report(results, out, meta)
     return results
+
+
+def _save(path: Path, key: dict[str, Any], result: ExperimentResult) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "result": result.to_dict()}), encoding="utf-8")
+    tmp.replace(path)  # atomic: a kill mid-write never leaves a truncated file behind
+
+
+def _load_saved(path: Path, key: dict[str, Any]) -> ExperimentResult | None:
+    """Returns the saved result at ``path`` if it was made with the same settings, else None."""
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["key"] != key:
+            return None
+        return ExperimentResult.from_dict(data["result"])
+    except (ValueError, KeyError, TypeError):
+        return None  # unreadable or from an older format: run the experiment again
