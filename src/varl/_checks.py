@@ -70,3 +70,12 @@ def check_unit_interval(value: float, name: str) -> float:
     if not (0.0 <= x <= 1.0):
         raise ValueError(f"{name}: expected a number in [0, 1], got {value!r}")
     return x
+
+
+def check_fraction(value: float, name: str) -> float:
+    """Returns ``value`` as a float if it lies in (0, 1] (an IoU threshold, a share), else raises
+    ``ValueError``."""
+    x = float(value)
+    if not (0.0 < x <= 1.0):
+        raise ValueError(f"{name}: expected a number in (0, 1], got {value!r}")
+    return x

@@ -45,12 +45,16 @@ def _cmd_env(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from varl.experiments.runner import list_experiments, reproduce
+    from varl.experiments.runner import check_request, list_experiments, reproduce
 
     if args.list:
         for name, description in list_experiments():
             print(f"{name:24s} {description}")
         return 0
+    try:
+        check_request(args.names, args.seeds)
+    except ValueError as exc:
+        args.parser.error(str(exc))  # exits with status 2 and the usage line
     results = reproduce(
         args.names or None,
         full=args.full,
@@ -91,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="reuse experiments already finished in --out with the same settings",
     )
-    rep.set_defaults(func=_cmd_reproduce)
+    rep.set_defaults(func=_cmd_reproduce, parser=rep)
 
     env = sub.add_parser("env", help="print versions for bug reports")
     env.set_defaults(func=_cmd_env)
@@ -105,11 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    try:
-        return int(args.func(args))
-    except ValueError as exc:  # bad user input: one clear line, no traceback
-        print(f"varl: error: {exc}", file=sys.stderr)
-        return 2
+    return int(args.func(args))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from varl.experiments import runner
 from varl.experiments.result import ExperimentResult
 from varl.experiments.runner import EXPERIMENTS, Experiment, list_experiments, reproduce
 
@@ -54,6 +55,10 @@ def test_resume_reuses_finished_experiments(
         reproduce(["gui_g2"], seeds=2, out_dir=tmp_path, progress=False, resume=True)
     with pytest.raises(RuntimeError, match="killed"):
         reproduce(["gui_g2"], seeds=1, out_dir=tmp_path, progress=False)
+    # Results made by other source code are stale.
+    monkeypatch.setattr(runner, "code_fingerprint", lambda: "changed")
+    with pytest.raises(RuntimeError, match="killed"):
+        reproduce(["gui_g2"], seeds=1, out_dir=tmp_path, progress=False, resume=True)
 
 
 def test_killed_run_leaves_partial_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -439,3 +439,11 @@ def test_maximum_at_identical_boxes(pair: tuple[np.ndarray, np.ndarray]) -> None
 def test_hit_agrees_with_point_in_box(pair: tuple[np.ndarray, np.ndarray]) -> None:
     pred, gt = pair
     assert float(hit_reward(pred, gt)) == float(point_in_box(box_centre(pred), gt))
+
+
+def test_sigma_that_underflows_is_a_clear_error_not_nan() -> None:
+    tiny = [0.0, 0.0, 5e-324, 5e-324]  # width > 0, but alpha * width rounds to 0
+    with pytest.raises(ValueError, match=r"gt_box: box width/height times alpha=0.5 must be"):
+        gaussian_point_reward(tiny, tiny)
+    with pytest.raises(ValueError, match=r"times alpha=1e-30 must be a finite number > 0"):
+        gui_grounding_reward([0, 0, 1e-300, 1e-300], [0, 0, 1e-300, 1e-300], alpha=1e-30)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import hashlib
 import json
 import platform
 import time
@@ -43,6 +44,34 @@ def list_experiments() -> list[tuple[str, str]]:
     return [(name, exp.description) for name, exp in EXPERIMENTS.items()]
 
 
+def check_request(names: Sequence[str] | None, seeds: int | None) -> list[str]:
+    """Validates a ``reproduce`` request and returns the experiment names to run, in order.
+
+    Raises:
+        ValueError: On an unknown experiment name or a seed count below 1.
+    """
+    selected = list(names) if names else list(EXPERIMENTS)
+    unknown = [n for n in selected if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(
+            f"unknown experiment(s) {unknown}; choose from {sorted(EXPERIMENTS)} "
+            "(see `varl reproduce --list`)"
+        )
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"seeds: expected a count >= 1, got {seeds}")
+    return selected
+
+
+def code_fingerprint() -> str:
+    """A hash of varl's source files: a saved result is reused only by the code that made it."""
+    root = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def reproduce(
     names: Sequence[str] | None = None,
     *,
@@ -56,7 +85,8 @@ def reproduce(
 
     Each finished experiment is saved to ``out_dir/runs/NAME.json`` and the report is rewritten
     after each one, so a killed run leaves a valid partial report; with ``resume`` a saved
-    experiment run with the same mode, seed count and varl version is loaded instead of rerun.
+    experiment run with the same mode and seed count by the same source code
+    (:func:`code_fingerprint`) is loaded instead of rerun.
 
     Args:
         names: Experiment names; None or empty runs every experiment.
@@ -72,15 +102,7 @@ def reproduce(
     Raises:
         ValueError: On an unknown experiment name or a seed count below 1.
     """
-    selected = list(names) if names else list(EXPERIMENTS)
-    unknown = [n for n in selected if n not in EXPERIMENTS]
-    if unknown:
-        raise ValueError(
-            f"unknown experiment(s) {unknown}; choose from {sorted(EXPERIMENTS)} "
-            "(see `varl reproduce --list`)"
-        )
-    if seeds is not None and seeds < 1:
-        raise ValueError(f"seeds: expected a count >= 1, got {seeds}")
+    selected = check_request(names, seeds)
     out = Path(out_dir)
     meta = {
         "mode": "full" if full else "quick",
@@ -89,9 +111,10 @@ def reproduce(
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "experiments": selected,
     }
+    fingerprint = code_fingerprint()
     results = []
     for name in selected:
-        key = {"full": full, "seeds": seeds, "varl_version": __version__}
+        key = {"full": full, "seeds": seeds, "code": fingerprint}
         saved = _load_saved(out / "runs" / f"{name}.json", key) if resume else None
         if saved is None:
             bar = tqdm(desc=name, unit="step", disable=not progress, leave=True)

@@ -27,9 +27,9 @@ from numpy.typing import ArrayLike, NDArray
 from varl._checks import (
     FloatArray,
     as_float_array,
+    check_fraction,
     check_nonnegative,
     check_positive,
-    check_unit_interval,
 )
 
 __all__ = [
@@ -66,7 +66,7 @@ def _xy(x_col: FloatArray, y_col: FloatArray) -> FloatArray:
 
 def _centre(box: FloatArray) -> FloatArray:
     """Centre of finite ``[..., 4]`` boxes; halving first keeps huge coordinates finite."""
-    return _xy(0.5 * box[..., 0] + 0.5 * box[..., 2], 0.5 * box[..., 1] + 0.5 * box[..., 3])
+    return _xy(*_centre_xy(box))
 
 
 def _finite_rows(x: FloatArray) -> tuple[FloatArray, BoolArray]:
@@ -178,8 +178,12 @@ def _gt_gaussian(gt: FloatArray, alpha: float, name: str) -> tuple[XY, XY]:
     """Mean and std columns of checked GT boxes (GUI-G² eq. 5): σ = α · (x2 - x1, y2 - y1)."""
     with np.errstate(over="ignore"):
         sigma = alpha * (gt[..., 2] - gt[..., 0]), alpha * (gt[..., 3] - gt[..., 1])
-    if not (np.isfinite(sigma[0]).all() and np.isfinite(sigma[1]).all()):
-        raise ValueError(f"{name}: box width/height times alpha={alpha} overflows float64")
+    for s_axis in sigma:
+        if not (np.isfinite(s_axis).all() and (s_axis > 0.0).all()):
+            raise ValueError(
+                f"{name}: box width/height times alpha={alpha} must be a finite number > 0 "
+                "(it overflows or underflows float64)"
+            )
     return _centre_xy(gt), sigma
 
 
@@ -492,9 +496,7 @@ def iou_threshold_reward(
         >>> float(iou_threshold_reward([25, 12.5, 75, 37.5], [0, 0, 100, 50]))  # IoU 0.25
         0.0
     """
-    threshold = check_unit_interval(threshold, "threshold")
-    if threshold == 0.0:
-        raise ValueError("threshold: expected a number in (0, 1], got 0.0")
+    threshold = check_fraction(threshold, "threshold")
     gt = _check_gt_box(gt_box, "gt_box")
     pred = as_float_array(pred_box, "pred_box", last_dim=4)
     return np.where(_iou(pred, gt) >= threshold, 1.0, 0.0)
