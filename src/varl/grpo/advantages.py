@@ -1,0 +1,136 @@
+"""Group-normalised advantages (GRPO) and group reward statistics.
+
+GRPO (Shao et al., arXiv 2402.03300) scores each of the G completions of a prompt against the
+others: ``A_i = (r_i - mean_G r) / (std_G r + eps)``. TRL, TW-GRPO (arXiv 2505.24718 §1.3) and
+GUI-G² (arXiv 2507.15846 eq. 7) use torch's unbiased std and eps = 1e-4; EasyR1/Temporal-R1 use
+eps = 1e-6. A group whose rewards are all equal has zero advantage: it gives no gradient, which
+is why the share of such "zero-std" groups is the number every variance-aware method watches.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+from torch import Tensor
+
+Scale = Literal["group", "batch", "none"]
+_SCALES = ("group", "batch", "none")
+
+
+def _check_rewards(rewards: Tensor) -> None:
+    if not isinstance(rewards, Tensor) or not rewards.is_floating_point():
+        raise TypeError("rewards: expected a floating-point torch.Tensor of shape [B, G]")
+    if rewards.dim() != 2:
+        raise ValueError(f"rewards: expected shape [B, G], got {tuple(rewards.shape)}")
+    if torch.isinf(rewards).any():
+        raise ValueError("rewards: contains inf (NaN is allowed and means 'not scored')")
+
+
+def _group_moments(rewards: Tensor, unbiased: bool) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-group mean, std and count over the non-NaN entries ``[B]``; std is 0 below 2 values."""
+    valid = ~torch.isnan(rewards)
+    count = valid.sum(dim=1)
+    filled = torch.where(valid, rewards, torch.zeros_like(rewards))
+    mean = filled.sum(dim=1) / count.clamp(min=1)
+    sq = torch.where(valid, (rewards - mean[:, None]) ** 2, torch.zeros_like(rewards)).sum(dim=1)
+    dof = (count - 1) if unbiased else count
+    std = torch.where(dof > 0, (sq / dof.clamp(min=1)).sqrt(), torch.zeros_like(sq))
+    return mean, std, count
+
+
+def group_advantages(
+    rewards: Tensor,
+    *,
+    scale: Scale = "group",
+    eps: float = 1e-4,
+    unbiased: bool = True,
+) -> Tensor:
+    """Group-relative advantages ``A = (r - mean_G r) / (std + eps)``.
+
+    Args:
+        rewards: ``[B, G]`` rewards, B prompts by G completions. NaN marks a completion that was
+            not scored (TRL's ``None``): it is left out of its group's mean and std and gets
+            advantage 0.
+        scale: ``"group"`` divides by each group's std (GRPO); ``"batch"`` by the std of all
+            scored rewards in the batch (TRL's ``scale_rewards="batch"``); ``"none"`` only centres
+            (Dr. GRPO).
+        eps: Added to the std before dividing; 1e-4 as in TRL and TW-GRPO.
+        unbiased: Divide the squared deviations by n - 1 (torch's default, used by the papers)
+            instead of n. A group with fewer than 2 scored values has std 0.
+
+    Returns:
+        ``[B, G]`` advantages; 0 wherever the reward is NaN, and 0 for a group of equal rewards.
+
+    Raises:
+        TypeError: If ``rewards`` is not a floating-point tensor.
+        ValueError: On a wrong shape, an inf reward, an unknown ``scale`` or ``eps < 0``.
+
+    Example:
+        >>> group_advantages(torch.tensor([[1.0, 0.0, 0.0, 0.0]])).tolist()  # doctest: +ELLIPSIS
+        [[1.4997..., -0.4999..., -0.4999..., -0.4999...]]
+    """
+    _check_rewards(rewards)
+    if scale not in _SCALES:
+        raise ValueError(f"scale: expected one of {_SCALES}, got {scale!r}")
+    if not eps >= 0:
+        raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
+    mean, std, _ = _group_moments(rewards, unbiased)
+    centred = rewards - mean[:, None]
+    if scale == "group":
+        centred = centred / (std[:, None] + eps)
+    elif scale == "batch":
+        scored = rewards[~torch.isnan(rewards)]
+        n = scored.numel()
+        dof = n - 1 if unbiased else n
+        batch_std = (
+            scored.std(correction=1 if unbiased else 0) if dof > 0 else rewards.new_zeros(())
+        )
+        centred = centred / (batch_std + eps)
+    return torch.where(torch.isnan(rewards), torch.zeros_like(rewards), centred)
+
+
+class GroupRewardStats(NamedTuple):
+    """Summary of a batch of group rewards, as TRL logs them.
+
+    Attributes:
+        mean: Mean of all scored rewards (TRL's ``reward``).
+        std: Mean over groups of the within-group std (TRL's ``reward_std``).
+        frac_zero_std: Share of groups whose std is below ``tol`` (``frac_reward_zero_std``).
+    """
+
+    mean: float
+    std: float
+    frac_zero_std: float
+
+
+def group_reward_stats(
+    rewards: Tensor, *, unbiased: bool = True, tol: float = 1e-8
+) -> GroupRewardStats:
+    """Mean reward, mean within-group std and the share of zero-std ("dead") groups.
+
+    Args:
+        rewards: ``[B, G]`` rewards; NaN entries are ignored.
+        unbiased: Use the n - 1 std, as :func:`group_advantages` does.
+        tol: A group whose std is below this counts as zero-std (it gives no gradient).
+
+    Returns:
+        A :class:`GroupRewardStats`.
+
+    Raises:
+        TypeError: If ``rewards`` is not a floating-point tensor.
+        ValueError: On a wrong shape or an inf reward.
+
+    Example:
+        >>> group_reward_stats(torch.tensor([[1.0, 1.0], [0.0, 1.0]]))  # doctest: +ELLIPSIS
+        GroupRewardStats(mean=0.75, std=0.353..., frac_zero_std=0.5)
+    """
+    _check_rewards(rewards)
+    _, std, _ = _group_moments(rewards, unbiased)
+    scored = rewards[~torch.isnan(rewards)]
+    mean = float(scored.mean()) if scored.numel() else 0.0
+    return GroupRewardStats(
+        mean=mean,
+        std=float(std.mean()) if std.numel() else 0.0,
+        frac_zero_std=float((std < tol).float().mean()) if std.numel() else 0.0,
+    )
