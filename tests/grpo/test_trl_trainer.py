@@ -1,0 +1,172 @@
+"""VarlGRPOTrainer inside real trl: equal to GRPOTrainer when off, TW-GRPO weights when on."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+trl = pytest.importorskip("trl")
+torch = pytest.importorskip("torch")
+datasets = pytest.importorskip("datasets")
+
+from varl.grpo.losses import aggregate, clipped_policy_loss  # noqa: E402
+from varl.grpo.tiny import (  # noqa: E402
+    build_char_tokenizer,
+    build_tiny_model,
+    multi_answer_task,
+    random_answer_completion,
+    warm_start,
+)
+from varl.grpo.token_weights import tw_grpo_token_weights  # noqa: E402
+from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer  # noqa: E402
+from varl.rewards.text import multi_choice  # noqa: E402
+
+torch.set_num_threads(1)
+G = 4
+
+
+@pytest.fixture(scope="module")
+def warm_model() -> tuple[Any, Any]:
+    tok = build_char_tokenizer()
+    model = build_tiny_model(tok, seed=0)
+    rng = random.Random(0)
+    pairs = [(it["prompt"], random_answer_completion(rng)) for it in multi_answer_task(8)] * 4
+    warm_start(model, tok, pairs, steps=40, batch_size=16)
+    return model, tok
+
+
+def _kwargs(tmp_path: Path) -> dict[str, Any]:
+    return dict(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        per_device_train_batch_size=8,
+        num_generations=G,
+        max_completion_length=32,
+        learning_rate=1e-3,
+        max_steps=2,
+        logging_steps=1,
+        seed=0,
+        beta=0.0,
+        loss_type="bnpo",
+        disable_tqdm=True,
+    )
+
+
+def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
+    return VarlGRPOConfig(**(_kwargs(tmp_path) | kwargs))
+
+
+def char_sum(completions: list[str], **kwargs: Any) -> list[float]:
+    """A reward that varies within every group, so each step has non-zero advantages."""
+    return [float(sum(map(ord, c)) % 7) for c in completions]
+
+
+def _trainer(cls: type, model: Any, tok: Any, args: Any) -> Any:
+    data = datasets.Dataset.from_list(multi_answer_task(8))
+    return cls(
+        model=copy.deepcopy(model),
+        processing_class=tok,
+        reward_funcs=[multi_choice, char_sum],
+        args=args,
+        train_dataset=data,
+    )
+
+
+def test_config_validation(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="tw_alpha: expected a number >= 1"):
+        _config(tmp_path, tw_alpha=0.5)
+    with pytest.raises(ValueError, match="tw_chunk_size: expected an int >= 1"):
+        _config(tmp_path, tw_chunk_size=0)
+    with pytest.raises(ValueError, match="loss_aggregation: expected None or one of"):
+        _config(tmp_path, loss_aggregation="mean")
+    with pytest.raises(ValueError, match="token_weighting: expected one of"):
+        _config(tmp_path, token_weighting="tw")
+    assert _config(tmp_path, loss_aggregation="seq_mean").loss_type == "grpo"
+    assert _config(tmp_path, loss_aggregation="fixed_length").loss_type == "dr_grpo"
+
+
+def test_off_equals_plain_grpo(warm_model: tuple[Any, Any], tmp_path: Path) -> None:
+    model, tok = warm_model
+    logs = []
+    for cls, args in (
+        (
+            trl.GRPOTrainer,
+            trl.GRPOConfig(**_kwargs(tmp_path)),
+        ),
+        (VarlGRPOTrainer, _config(tmp_path)),
+    ):
+        trainer = _trainer(cls, model, tok, args)
+        trainer.train()
+        logs.append([(h["loss"], h["reward"]) for h in trainer.state.log_history if "loss" in h])
+    assert logs[0] == logs[1] and len(logs[0]) == 2
+    assert any(loss != 0 for loss, _ in logs[0])  # a real update, not two zero losses
+
+
+def test_tw_grpo_weights_reach_trl_loss(warm_model: tuple[Any, Any], tmp_path: Path) -> None:
+    model, tok = warm_model
+    trainer = _trainer(VarlGRPOTrainer, model, tok, _config(tmp_path, token_weighting="tw_grpo"))
+    trainer.current_gradient_accumulation_steps = 1
+    batch = next(iter(trainer.get_train_dataloader()))
+    torch.manual_seed(0)
+    out = trainer._generate_and_score_completions(batch)
+    adv, mask = out["advantages"], out["completion_mask"]
+    assert adv.shape == mask.shape  # token-level advantages [B, T]
+
+    # The weights are the pure function of the policy's logits, group by group.
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+    attn = torch.cat([out["prompt_mask"], mask], 1)
+    n_tok = mask.size(1)
+    with torch.no_grad():
+        logits = trainer.model(input_ids=ids, attention_mask=attn).logits[:, -n_tok - 1 : -1]
+    weights = tw_grpo_token_weights(
+        logits.reshape(-1, G, n_tok, logits.size(-1)), mask.view(-1, G, n_tok)
+    )
+    weights = weights.reshape(-1, n_tok)
+    seq_adv = torch.where(
+        weights.sum(1, keepdim=True) > 0, adv.sum(1, keepdim=True) / weights.sum(1, keepdim=True), 0
+    )
+    torch.testing.assert_close(adv, seq_adv * weights, atol=1e-5, rtol=1e-5)
+    assert float(weights[mask.bool()].min()) >= 1.0 - 1e-6
+    assert float(weights.max()) <= 1.7 + 1e-6
+
+    # trl's loss on that batch equals varl's clipped_policy_loss + token-mean aggregation.
+    trl_loss = trainer._compute_loss(trainer.model, out)
+    logp, _, _ = trainer._get_per_token_logps_and_entropies(trainer.model, ids, attn, n_tok)
+    ours = aggregate(clipped_policy_loss(logp, logp.detach(), adv, mask), mask, mode="token_mean")
+    torch.testing.assert_close(trl_loss, ours, atol=1e-6, rtol=1e-5)
+
+
+def test_tw_grpo_training_logs_weights_and_updates(
+    warm_model: tuple[Any, Any], tmp_path: Path
+) -> None:
+    model, tok = warm_model
+    trainer = _trainer(VarlGRPOTrainer, model, tok, _config(tmp_path, token_weighting="tw_grpo"))
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    logged = [h for h in trainer.state.log_history if "tw/weight_mean" in h]
+    assert len(logged) == 2
+    assert all(1.0 <= h["tw/weight_mean"] <= h["tw/weight_max"] <= 1.7 + 1e-6 for h in logged)
+    assert "rewards/multi_choice/mean" in logged[0] and "frac_reward_zero_std" in logged[0]
+    changed = [n for n, p in trainer.model.named_parameters() if not torch.equal(p, before[n])]
+    assert changed
+    assert trainer._paper["id"] == "2505.24718"
+
+
+def test_plain_grpo_config_is_rejected(warm_model: tuple[Any, Any], tmp_path: Path) -> None:
+    model, tok = warm_model
+    args = trl.GRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        report_to="none",
+        per_device_train_batch_size=8,
+        num_generations=G,
+        max_completion_length=8,
+    )
+    with pytest.raises(TypeError, match="args: expected a VarlGRPOConfig"):
+        _trainer(VarlGRPOTrainer, model, tok, args)
