@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from varl.rewards.choice import choice_reward
+from varl.rewards.choice import choice_reward, gold_option_set, option_set
 
 # Spec tw_grpo_temporal_r1 §6.1 T3: pred, gold, soft, binary.
 T3 = [
@@ -99,3 +99,35 @@ def test_string_and_set_forms_agree(pred: set[str], gold: set[str]) -> None:
         return ", ".join(sorted(xs))
 
     assert choice_reward(joined(pred), joined(gold)) == choice_reward(pred, gold)
+
+
+def test_whitespace_inside_a_label_is_removed_as_in_the_reference() -> None:
+    # TW-GRPO removes all spaces before splitting, so "A B" is the label "AB" (as in parse_choices).
+    assert choice_reward("A B", "AB") == 1.0
+    assert choice_reward(["a b"], ["AB"], mode="binary") == 1.0
+    assert option_set("a b, c\td") == frozenset({"AB", "CD"})
+    assert option_set([" a ", "b\n", ""]) == frozenset({"A", "B"})
+
+
+@pytest.mark.parametrize(
+    ("gold", "label"),
+    [("The answer is A", "The answer is A"), ("A, B C", "B C"), (["A", "x:"], "x:"), ([" "], "")],
+)
+def test_gold_labels_must_be_single_tokens(gold: str | list[str], label: str) -> None:
+    message = (
+        f"gold: expected option labels that are single tokens of letters/digits, got {label!r}"
+    )
+    with pytest.raises(ValueError) as info:
+        choice_reward("A", gold)
+    assert str(info.value) == message
+    with pytest.raises(ValueError) as info:
+        gold_option_set(gold)
+    assert str(info.value) == message
+
+
+def test_gold_option_set_values() -> None:
+    assert gold_option_set(" a , B,") == frozenset({"A", "B"})
+    assert gold_option_set(("10", "c")) == frozenset({"10", "C"})
+    with pytest.raises(ValueError) as info:
+        gold_option_set(" , ", "solution")
+    assert str(info.value) == "solution: expected at least one non-empty option label"

@@ -203,6 +203,18 @@ def test_look_reward_spec_values() -> None:
     assert_allclose(looking_reward(looks, ANSWERS, variance_threshold=0.2), [1.0, 1.0, 0.0, 0.0])
 
 
+def test_look_reward_many_clusters() -> None:
+    # 200 disjoint boxes; rollout 0 finds all, rollout 1 the first 100 (p = 1, v = 0), so the
+    # last 100 clusters are uncertain (p = 1/2). Rollout 0 looks at 50 of them, rollout 1 at one.
+    boxes = np.array([[20.0 * k, 0.0, 20.0 * k + 10.0, 10.0] for k in range(200)])
+    looks = [boxes[100:150] + 1.0, boxes[[0, 199]]]
+    assert_allclose(looking_reward(looks, [boxes, boxes[:100]]), [0.5, 0.01])
+    # Listing rollout 1's boxes twice changes nothing: a rollout counts once per cluster.
+    assert_allclose(
+        looking_reward(looks, [boxes, np.concatenate([boxes[:100], boxes[:100]])]), [0.5, 0.01]
+    )
+
+
 def test_look_reward_agreement_gives_empty_value() -> None:
     answers = [[A, B], [A, B], [A, B]]
     looks = [[A], [B], []]

@@ -59,6 +59,34 @@ def test_tag_format_reward_custom_tags() -> None:
     assert tag_format_reward("<a>1</a><b>2</b>", tags=["a", "b"]) == 1.0
 
 
+# A 16 KB text on which a backtracking matcher explores ~400^3 splits: it must be scored (0.0:
+# the think block is empty, and the trailing "!" is not allowed); the scan does it in one pass.
+_REPEATED = "</think><look>x</look><answer>y</answer>" * 400
+
+
+@pytest.mark.parametrize("text", ["<think>" + _REPEATED, "<think>" + _REPEATED + "!"])
+def test_long_repeated_blocks_score_zero(text: str) -> None:
+    assert len(text) >= 16_000
+    assert tag_format_reward(text, tags=("think", "look", "answer")) == 0.0
+    assert think_look_answer_format_reward(text) == 0.0
+    assert think_look_answer_format_reward("<think>a" + _REPEATED + "!", strict=True) == 0.0
+    assert tag_format_reward("<think>a" + _REPEATED, tags=("think", "look", "answer")) == 0.0
+
+
+def test_long_well_formed_blocks_score_one() -> None:
+    long = "<think>" + "x" * 8000 + "</think>\n<look>[1,1,5,5]</look>\n<answer>[]</answer>"
+    assert think_look_answer_format_reward(long, strict=True) == 1.0
+    assert tag_format_reward(long, tags=("think", "look", "answer")) == 1.0
+
+
+def test_tag_name_rule_is_the_parse_one() -> None:
+    with pytest.raises(ValueError) as info:
+        check_tags(("think", "<answer>"))
+    assert str(info.value) == (
+        "tags: expected a name such as 'answer' (letters, digits, _ or -), got '<answer>'"
+    )
+
+
 def test_tag_format_reward_returns_float() -> None:
     value = tag_format_reward("<think>x</think><answer>A</answer>")
     assert type(value) is float

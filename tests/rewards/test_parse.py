@@ -8,7 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_array_equal
 
+from varl.rewards.choice import option_set
 from varl.rewards.parse import (
+    answer_region,
     completion_text,
     extract_tag,
     parse_box,
@@ -492,3 +494,108 @@ def test_parse_gt_interval(value: object, expected: tuple[float, float]) -> None
 def test_parse_gt_interval_errors(value: object) -> None:
     with pytest.raises(ValueError, match=r"column 'solution', row 5: expected an interval"):
         parse_gt_interval(value, "solution", 5)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth: degenerate boxes, gold labels, the answer region
+# ---------------------------------------------------------------------------------------------
+
+_DEGENERATE = "expected non-degenerate boxes (x1 < x2 and y1 < y2, with a finite width and height)"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ([0, 0, 0, 50], "[0, 0, 0, 50]"),  # zero width
+        ([0, 9, 5, 3], "[0, 9, 5, 3]"),  # y1 > y2
+        ("[5, 5, 5, 9]", "'[5, 5, 5, 9]'"),
+        ("<answer>[2, 0, 1, 1]</answer>", "'<answer>[2, 0, 1, 1]</answer>'"),
+        ([-1e308, 0, 1e308, 1], "[-1e+308, 0, 1e+308, 1]"),  # width overflows float64
+    ],
+)
+def test_parse_gt_box_rejects_degenerate_boxes(value: object, shown: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_gt_box(value, "solution", 3)
+    assert str(info.value) == f"column 'solution', row 3: {_DEGENERATE}, got {shown}"
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ([[0, 0, 10, 10], [5, 5, 5, 9]], "[[0, 0, 10, 10], [5, 5, 5, 9]]"),
+        ([0, 0, 0, 1], "[0, 0, 0, 1]"),  # a single flat box
+        ("[[0, 0, 1, 1], [3, 3, 2, 4]]", "'[[0, 0, 1, 1], [3, 3, 2, 4]]'"),
+        ([[0, -1e308, 1, 1e308]], "[[0, -1e+308, 1, 1e+308]]"),  # height overflows float64
+    ],
+)
+def test_parse_gt_boxes_rejects_degenerate_boxes(value: object, shown: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_gt_boxes(value, "boxes", 1)
+    assert str(info.value) == f"column 'boxes', row 1: {_DEGENERATE}, got {shown}"
+
+
+def test_parse_gt_box_accepts_huge_but_finite_extents() -> None:
+    assert_array_equal(parse_gt_box([-5e307, 0, 5e307, 1], "solution", 0), [-5e307, 0, 5e307, 1])
+    assert_array_equal(parse_gt_box([0, 0, 5e-324, 5e-324], "solution", 0), [0, 0, 5e-324, 5e-324])
+
+
+_LABELS = (
+    "expected option labels such as 'A,B' or ['A', 'B'], each a single token of letters/digits"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("The answer is A", "'The answer is A'"),
+        ("<answer>A B</answer>", "'<answer>A B</answer>'"),
+        ("A, B C", "'A, B C'"),
+        ("answer: A", "'answer: A'"),
+        (["A", "B C"], "['A', 'B C']"),
+        (["A", " "], "['A', ' ']"),
+    ],
+)
+def test_parse_gt_choices_rejects_labels_that_are_not_single_tokens(
+    value: object, shown: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_gt_choices(value, "solution", 4)
+    assert str(info.value) == f"column 'solution', row 4: {_LABELS}, got {shown}"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (" <answer> a , b </answer> ", {"A", "B"}),
+        ("A,B,", {"A", "B"}),  # a trailing comma is dropped, as in completions
+        (["10", " c "], {"10", "C"}),
+        ("Ä", {"Ä"}),
+    ],
+)
+def test_parse_gt_choices_single_tokens(value: object, expected: set[str]) -> None:
+    assert parse_gt_choices(value, "solution", 0) == frozenset(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<answer>A B, c</answer>", {"AB", "C"}),  # all whitespace removed, as in TW-GRPO
+        ("<answer>\ta\n,\u2003b</answer>", {"A", "B"}),
+    ],
+)
+def test_parse_choices_uses_the_choice_normaliser(text: str, expected: set[str]) -> None:
+    assert parse_choices(text) == frozenset(expected)
+    assert option_set(answer_region(text)) == frozenset(expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think>[0, 0, 1, 1]</think><answer>[2, 2, 3, 3]</answer>", "[2, 2, 3, 3]"),
+        ("<answer>a</answer> then <answer> b </answer>", " b "),
+        ("no answer block [2, 2, 3, 3]", "no answer block [2, 2, 3, 3]"),
+        ("<answer>unclosed", "<answer>unclosed"),
+    ],
+)
+def test_answer_region(text: str, expected: str) -> None:
+    assert answer_region(text) == expected

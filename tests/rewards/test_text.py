@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose
 
 from varl.rewards import text as text_rewards
+from varl.rewards.choice import choice_reward
 from varl.rewards.text import (
     DetectionReward,
     GuiGroundingReward,
@@ -623,3 +624,157 @@ def test_rewards_never_raise_on_model_text(texts: list[str]) -> None:
         for r in rewards:
             assert r is not None and 0.0 <= r <= top + 1e-12
         assert 0 <= metrics.calls[0][1] <= 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth is validated by the parser, with the column and row
+# ---------------------------------------------------------------------------------------------
+
+_DEGENERATE = "expected non-degenerate boxes (x1 < x2 and y1 < y2, with a finite width and height)"
+
+
+@pytest.mark.parametrize(
+    ("reward", "bad", "shown"),
+    [
+        (gui_grounding, [0, 0, 0, 50], "[0, 0, 0, 50]"),
+        (gui_grounding, [-1e308, 0, 1e308, 1], "[-1e+308, 0, 1e+308, 1]"),
+        (detection, [[5, 5, 5, 9]], "[[5, 5, 5, 9]]"),
+        (detection, "[[0, 0, 1, 1], [0, 3, 1, 2]]", "'[[0, 0, 1, 1], [0, 3, 1, 2]]'"),
+    ],
+)
+def test_degenerate_ground_truth_message(reward: Reward, bad: object, shown: str) -> None:
+    good = GT if reward is gui_grounding else [GT]
+    with pytest.raises(ValueError) as info:
+        reward(["[0, 0, 1, 1]", "no answer"], solution=[good, bad])
+    assert str(info.value) == f"column 'solution', row 1: {_DEGENERATE}, got {shown}"
+
+
+@pytest.mark.parametrize(
+    ("alpha", "box"),
+    [
+        (0.5, [0.0, 0.0, 5e-324, 5e-324]),  # σ = α · 5e-324 underflows to 0
+        (2.0, [-8e307, 0.0, 8e307, 1.0]),  # the width is finite, σ = 2 · 1.6e308 overflows
+    ],
+)
+def test_gui_grounding_sigma_out_of_range_names_row(alpha: float, box: list[float]) -> None:
+    reward = GuiGroundingReward(alpha=alpha)
+    with pytest.raises(ValueError) as info:
+        reward(["[0, 0, 100, 50]", "no box"], solution=[GT, box])
+    assert str(info.value) == (
+        f"column 'solution', row 1: box width/height times alpha={alpha} must be a finite "
+        f"number > 0 (it overflows or underflows float64), got the box {box}"
+    )
+
+
+def test_multi_choice_gold_must_be_single_tokens() -> None:
+    with pytest.raises(ValueError) as info:
+        multi_choice(["<answer>A</answer>", "x"], solution=["A", "The answer is A"])
+    assert str(info.value) == (
+        "column 'solution', row 1: expected option labels such as 'A,B' or ['A', 'B'], each a "
+        "single token of letters/digits, got 'The answer is A'"
+    )
+
+
+def test_multi_choice_and_choice_reward_normalise_alike() -> None:
+    assert multi_choice(["<answer>A B</answer>"], solution=["AB"]) == [1.0]
+    assert choice_reward("A B", "AB") == 1.0
+    assert multi_choice(["<answer>a, b</answer>"], solution=[["A", "B"]]) == [1.0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Ground truth passed positionally
+# ---------------------------------------------------------------------------------------------
+
+
+def test_ground_truth_positionally() -> None:
+    assert gui_grounding(["[0, 0, 100, 50]", "none"], [GT, GT]) == [2.0, 0.0]
+    assert multi_choice(["<answer>A</answer>"], ["A,B"]) == [0.5]
+    assert_allclose(
+        scores(temporal_grounding([TIME_OK], [[85 / 200, 139.5 / 200]], video_length=[200])),
+        [0.8255814],
+        atol=1e-7,
+    )
+    assert detection(["<answer>[]</answer>"], [[]]) == [1.0]
+    # The positional value stands for the reward's own column.
+    assert MultiChoiceReward(column="gold")(["<answer>A</answer>"], ["A"], solution=["B"]) == [1.0]
+    metrics = FakeMetrics()
+    assert gui_grounding(["x"], [GT], log_metric=metrics) == [0.0]
+    assert metrics.calls == [("gui_grounding/parse_failures", 1)]
+
+
+def test_trl_keyword_call_is_unchanged() -> None:
+    # TRL passes everything by keyword, completions included; a column may be named
+    # "ground_truth" without clashing with the positional parameter.
+    reward = MultiChoiceReward(column="ground_truth")
+    assert reward(prompts=["p"], completions=["<answer>A</answer>"], ground_truth=["A"]) == [1.0]
+    assert gui_grounding(completions=["[0, 0, 100, 50]"], solution=[GT]) == [2.0]
+    assert tag_format(completions=["<think>x</think><answer>A</answer>"]) == [1.0]
+
+
+def test_ground_truth_given_twice_is_a_type_error() -> None:
+    with pytest.raises(TypeError) as info:
+        gui_grounding(["[0, 0, 100, 50]"], [GT], solution=[GT])
+    assert str(info.value) == (
+        "reward 'gui_grounding' got its ground-truth column 'solution' both positionally and by "
+        "keyword"
+    )
+
+
+@pytest.mark.parametrize(
+    "reward", [tag_format, think_look_answer_format, LookingReward(num_generations=1)]
+)
+def test_ground_truth_for_a_reward_without_one_is_a_type_error(reward: Reward) -> None:
+    with pytest.raises(TypeError) as info:
+        reward(["<think>x</think><answer>A</answer>"], ["A"])
+    assert str(info.value) == (
+        f"reward {reward.__name__!r} reads no ground-truth column, but got a second positional "
+        "argument"
+    )
+
+
+def test_completions_missing_or_given_twice() -> None:
+    with pytest.raises(TypeError) as info:
+        gui_grounding(solution=[GT])
+    assert str(info.value) == "reward 'gui_grounding': missing the completions argument"
+    with pytest.raises(TypeError) as info:
+        gui_grounding(["x"], completions=["x"], solution=[GT])
+    assert str(info.value) == (
+        "reward 'gui_grounding': got completions both positionally and by keyword"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal grounding: video lengths and normalised ground truth
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("completion", ["no answer", 42, TIME_OK])
+def test_temporal_grounding_bad_length_raises_whether_or_not_the_row_parsed(
+    completion: object,
+) -> None:
+    with pytest.raises(ValueError) as info:
+        temporal_grounding([TIME_OK, completion], solution=[[0.1, 0.2]] * 2, video_length=[10, 0])
+    assert str(info.value) == (
+        "column 'video_length', row 1: expected a video length in seconds (a finite number > 0), "
+        "got 0"
+    )
+
+
+@pytest.mark.parametrize("gt", [[85.0, 139.5], [-0.1, 0.5], [0.5, 1.5]])
+def test_temporal_grounding_gt_must_be_normalised_with_a_length(gt: list[float]) -> None:
+    with pytest.raises(ValueError) as info:
+        temporal_grounding(["no answer", TIME_OK], solution=[[0.1, 0.2], gt], video_length=[9, 200])
+    assert str(info.value) == (
+        f"column 'solution', row 1: expected an interval within [0, 1], got {gt}; the ground "
+        "truth must be normalised by the video length when column 'video_length' is given"
+    )
+
+
+def test_temporal_grounding_unnormalised_gt_without_a_length() -> None:
+    # A row whose length is None compares prediction and ground truth in the same units.
+    rewards = temporal_grounding(
+        [TIME_OK, TIME_OK, "none"],
+        solution=[[85, 139.5], [0.0, 1.0], [0.2, 0.3]],
+        video_length=[None, 200, 200],
+    )
+    assert_allclose(scores(rewards), [0.8255814, 0.5 * (0.635 - 0.375) + 0.5, 0.0], atol=1e-7)

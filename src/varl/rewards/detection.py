@@ -25,7 +25,12 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.optimize import linear_sum_assignment
 
-from varl._checks import FloatArray, as_float_array, check_nonnegative, check_unit_interval
+from varl._checks import (
+    FloatArray,
+    as_float_array,
+    check_fraction,
+    check_nonnegative,
+)
 from varl.rewards.spatial import _centre, _iou, point_in_box
 
 __all__ = [
@@ -62,14 +67,6 @@ def _box_set(value: ArrayLike, name: str, *, gt: bool) -> FloatArray:
             "got a zero or negative width/height"
         )
     return arr
-
-
-def _iou_threshold(value: float, name: str) -> float:
-    """An IoU threshold in (0, 1]."""
-    x = check_unit_interval(value, name)
-    if x == 0.0:
-        raise ValueError(f"{name}: expected a number in (0, 1], got {value!r}")
-    return x
 
 
 def _match(pred: FloatArray, gt: FloatArray, threshold: float) -> tuple[IntArray, IntArray]:
@@ -127,13 +124,13 @@ def match_boxes(
         >>> p.tolist(), g.tolist()
         ([0, 1], [1, 0])
     """
-    threshold = _iou_threshold(iou_threshold, "iou_threshold")
+    threshold = check_fraction(iou_threshold, "iou_threshold")
     return _match(_box_set(pred, "pred", gt=False), _box_set(gt, "gt", gt=True), threshold)
 
 
 def _counts(pred: ArrayLike, gt: ArrayLike, iou_threshold: float) -> tuple[int, int, int]:
     """(true positives, number of predictions, number of GT boxes)."""
-    threshold = _iou_threshold(iou_threshold, "iou_threshold")
+    threshold = check_fraction(iou_threshold, "iou_threshold")
     p = _box_set(pred, "pred", gt=False)
     g = _box_set(gt, "gt", gt=True)
     return len(_match(p, g, threshold)[0]), len(p), len(g)
@@ -344,8 +341,8 @@ def looking_reward(
         raise ValueError(
             f"inspect: expected one of {', '.join(map(repr, _INSPECT_MODES))}, got {inspect!r}"
         )
-    tau_c = _iou_threshold(cluster_iou, "cluster_iou")
-    tau_l = _iou_threshold(look_iou, "look_iou")
+    tau_c = check_fraction(cluster_iou, "cluster_iou")
+    tau_l = check_fraction(look_iou, "look_iou")
     tau_v = check_nonnegative(variance_threshold, "variance_threshold")
     if tau_v > 0.25:
         raise ValueError(
@@ -365,23 +362,20 @@ def looking_reward(
     answers = [_finite_boxes(b, f"answer_boxes[{i}]") for i, b in enumerate(answer_boxes)]
     looks = [_finite_boxes(b, f"look_boxes[{i}]") for i, b in enumerate(look_boxes)]
 
-    # 1. Greedy clustering of the group's answer boxes.
-    seeds: list[FloatArray] = []
+    # 1. Greedy clustering of the group's answer boxes. The seeds live in one preallocated
+    # array (a cluster count can reach the box count), so each box costs one IoU row.
+    seeds = np.empty((sum(len(boxes) for boxes in answers), 4))
     members: list[list[FloatArray]] = []
     rollouts: list[set[int]] = []
     for i, boxes in enumerate(answers):
         for box in boxes:
-            joined = False
-            if seeds:
-                ious = _iou(box, np.stack(seeds))
-                hits = np.flatnonzero(ious >= tau_c)
-                if hits.size:
-                    k = int(hits[0])
-                    members[k].append(box)
-                    rollouts[k].add(i)
-                    joined = True
-            if not joined:
-                seeds.append(box)
+            hits = np.flatnonzero(_iou(box, seeds[: len(members)]) >= tau_c)
+            if hits.size:
+                k = int(hits[0])
+                members[k].append(box)
+                rollouts[k].add(i)
+            else:
+                seeds[len(members)] = box
                 members.append([box])
                 rollouts.append({i})
 

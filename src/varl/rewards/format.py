@@ -7,14 +7,13 @@ wrappers live in :mod:`varl.rewards.text`; the answer formats themselves are doc
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Sequence
 
 import numpy as np
 
-from varl.rewards.parse import parse_box_list, parse_boxes
+from varl.rewards.parse import _check_tag_name, parse_box_list, parse_boxes
 
 __all__ = [
     "check_tags",
@@ -23,7 +22,7 @@ __all__ = [
     "think_look_answer_format_reward",
 ]
 
-_TAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
+_SPACE_RE = re.compile(r"\s*")
 # A non-negative decimal written as a JSON string, as Temporal-R1's format check requires.
 _QUOTED_TIME_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
 
@@ -39,7 +38,8 @@ def check_tags(tags: Sequence[str]) -> tuple[str, ...]:
 
     Raises:
         ValueError: If ``tags`` is empty, a bare string, holds a duplicate, or holds a name that
-            is not letters/digits/``_``/``-`` starting with a letter.
+            is not letters/digits/``_``/``-`` starting with a letter (the tag-name rule of
+            :mod:`varl.rewards.parse`).
     """
     if isinstance(tags, str):
         raise ValueError(f"tags: expected a sequence of tag names, got the string {tags!r}")
@@ -47,32 +47,43 @@ def check_tags(tags: Sequence[str]) -> tuple[str, ...]:
     if not result:
         raise ValueError("tags: expected at least one tag name, got none")
     for tag in result:
-        if not isinstance(tag, str) or _TAG_NAME_RE.fullmatch(tag) is None:
-            raise ValueError(f"tags: expected names such as 'think', got {tag!r}")
+        _check_tag_name(tag, "tags")
     if len(set(result)) != len(result):
         raise ValueError(f"tags: expected distinct names, got {result!r}")
     return result
 
 
-@functools.lru_cache(maxsize=64)
-def _tag_sequence_pattern(tags: tuple[str, ...]) -> re.Pattern[str]:
-    body = r"\s*".join(rf"<{re.escape(t)}>(.*?)</{re.escape(t)}>" for t in tags)
-    return re.compile(rf"\s*{body}\s*", re.DOTALL)
+def _skip_space(text: str, position: int) -> int:
+    """The index of the first non-whitespace character at or after ``position``."""
+    match = _SPACE_RE.match(text, position)
+    return position if match is None else match.end()
 
 
 def _tag_blocks(text: str, tags: tuple[str, ...]) -> tuple[str, ...] | None:
-    """The contents of the tag blocks when ``text`` has exactly the required structure."""
+    """The contents of the tag blocks when ``text`` has exactly the required structure.
+
+    One left-to-right scan, linear in ``len(text)`` (times the number of tags): since no block
+    may hold a marker, block i must end at the first ``</t_i>`` after its ``<t_i>``.
+    """
     if not isinstance(text, str):
         return None
-    match = _tag_sequence_pattern(tags).fullmatch(text)
-    if match is None:
-        return None
     markers = [m for t in tags for m in (f"<{t}>", f"</{t}>")]
-    blocks = match.groups()
-    for block in blocks:
+    blocks: list[str] = []
+    position = _skip_space(text, 0)
+    for tag in tags:
+        opening, closing = f"<{tag}>", f"</{tag}>"
+        if not text.startswith(opening, position):
+            return None
+        start = position + len(opening)
+        end = text.find(closing, start)
+        if end < 0:
+            return None
+        block = text[start:end]
         if not block.strip() or any(marker in block for marker in markers):
             return None
-    return blocks
+        blocks.append(block)
+        position = _skip_space(text, end + len(closing))
+    return tuple(blocks) if position == len(text) else None
 
 
 def tag_format_reward(text: str, tags: Sequence[str] = ("think", "answer")) -> float:
@@ -83,6 +94,10 @@ def tag_format_reward(text: str, tags: Sequence[str] = ("think", "answer")) -> f
     between blocks, each block non-empty after stripping, and no opening or closing marker of any
     of the tags inside a block (which rules out nesting and duplicates); r = 0 otherwise. This is
     the R1-style format reward (e.g. TW-GRPO §1.4), made strict about duplicates and empty blocks.
+    It is stricter than TW-GRPO's reference format reward, which *searches* for
+    ``<think>.*?</think>\\s*<answer>.*?</answer>[\\s!]*$`` and so also accepts text before
+    ``<think>`` and trailing ``"!"``; varl scores only the exact form. The check is a single
+    scan, linear in the length of the text.
 
     Args:
         text: Model output.

@@ -19,10 +19,13 @@ Completion objects (:func:`completion_text`)
     Anything else (a number, a dict, a list holding a non-dict, a list with no assistant message,
     a content of another type) is a parse failure: ``None``.
 
-Tags (:func:`extract_tag`)
+Tags (:func:`extract_tag`, :func:`answer_region`)
     ``<tag>…</tag>``, case-sensitive, no attributes. When there are several blocks, the last
     complete one is used: the last ``<tag>`` that is followed by a ``</tag>``, up to the first
     ``</tag>`` after it (so for a nested ``<answer><answer>x</answer></answer>`` it is ``x``).
+    A tag name is letters, digits, ``_`` or ``-``, starting with a letter. The *answer region*
+    of a text is the content of its last ``<answer>`` block, or the whole text when it has none;
+    every parser below that mentions ``<answer>`` searches this region.
 
 Numbers
     Signed ASCII decimals with optional exponent: ``12``, ``-3.5``, ``+.5``, ``7.``, ``1e-3``,
@@ -43,7 +46,8 @@ Boxes (:func:`parse_box`, :func:`parse_boxes`, :func:`parse_box_list`)
 Option letters (:func:`parse_choices`)
     The content of the last ``<answer>`` block (or the whole text when there is none) with all
     whitespace removed, split on ``","``, each label upper-cased; empty labels are dropped
-    (TW-GRPO §1.4). ``"<answer>b, A</answer>"`` → ``{"A", "B"}``.
+    (TW-GRPO §1.4; :func:`varl.rewards.choice.option_set`). ``"<answer>b, A</answer>"`` →
+    ``{"A", "B"}``.
 
 Time intervals (:func:`parse_interval`)
     Inside the last ``<answer>`` block (or the whole text): the first JSON object that has both
@@ -56,7 +60,13 @@ Ground truth (``parse_gt_*``)
     Python lists/tuples/arrays, or strings in the completion formats above (optionally wrapped
     in ``<answer>…</answer>``), e.g. ``"[1, 2, 3, 4]"``, ``"<answer>A,B</answer>"``, ``"A,B"``,
     ``["A", "B"]``, ``'{"start_time": 1, "end_time": 2}'``, ``{"start_time": 1, "end_time": 2}``.
-    Unlike completions, a ground-truth string must consist of exactly the expected value.
+    Unlike completions, nothing is searched for inside a ground-truth string: once an optional
+    ``<answer>`` wrapper and surrounding whitespace are removed, it must be exactly one box, one
+    box list, one ``[start, end]`` pair or JSON object with ``start_time`` and ``end_time``, or
+    comma-separated option labels that are each a single token of letters/digits
+    (:func:`varl.rewards.choice.gold_option_set`; ``"The answer is A"`` is an error). Boxes must
+    also be non-degenerate (x1 < x2, y1 < y2, with a finite width and height) and intervals have
+    start <= end.
 """
 
 from __future__ import annotations
@@ -70,8 +80,10 @@ from typing import Any
 import numpy as np
 
 from varl._checks import FloatArray, as_float_array
+from varl.rewards.choice import gold_option_set, option_set
 
 __all__ = [
+    "answer_region",
     "completion_text",
     "extract_tag",
     "parse_box",
@@ -94,7 +106,6 @@ _BOX_NC = rf"\[\s*{_NUMBER}\s*,\s*{_NUMBER}\s*,\s*{_NUMBER}\s*,\s*{_NUMBER}\s*\]
 _BOXES_NC = rf"{_BOX_NC}(?:\s*,?\s*{_BOX_NC})*"
 _BOX_LIST_RE = re.compile(rf"\s*(?:\[\s*(?:{_BOXES_NC}\s*,?\s*)?\]|{_BOXES_NC}\s*,?)\s*")
 _TAG_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_\-]*")
-_WHITESPACE_RE = re.compile(r"\s+")
 _JSON = json.JSONDecoder()
 
 
@@ -164,10 +175,14 @@ def completion_text(completion: object) -> str | None:
     return "\n".join(texts)
 
 
-def _check_tag_name(tag: str) -> str:
+def _check_tag_name(tag: str, name: str = "tag") -> str:
+    """Returns ``tag`` if it is a valid tag name, else raises ``ValueError`` naming ``name``.
+
+    The one tag-name rule of varl (also used by :func:`varl.rewards.format.check_tags`).
+    """
     if not isinstance(tag, str) or _TAG_NAME_RE.fullmatch(tag) is None:
         raise ValueError(
-            f"tag: expected a name such as 'answer' (letters, digits, _ or -), got {tag!r}"
+            f"{name}: expected a name such as 'answer' (letters, digits, _ or -), got {tag!r}"
         )
     return tag
 
@@ -207,8 +222,21 @@ def extract_tag(text: str, tag: str) -> str | None:
     return text[start : text.find(closing, start)]
 
 
-def _answer_region(text: str) -> str:
-    """The last ``<answer>`` block's content, or the whole text when there is none."""
+def answer_region(text: str) -> str:
+    """Returns the content of the last ``<answer>`` block, or the whole text when there is none.
+
+    Args:
+        text: Model output (a string).
+
+    Returns:
+        The region the answer parsers search.
+
+    Example:
+        >>> answer_region("<think>[0, 0, 1, 1]</think><answer>[2, 2, 3, 3]</answer>")
+        '[2, 2, 3, 3]'
+        >>> answer_region("[2, 2, 3, 3]")
+        '[2, 2, 3, 3]'
+    """
     inner = extract_tag(text, "answer")
     return text if inner is None else inner
 
@@ -241,7 +269,7 @@ def parse_box(text: str) -> FloatArray | None:
     """
     if not isinstance(text, str):
         return None
-    match = _BOX_RE.search(_answer_region(text))
+    match = _BOX_RE.search(answer_region(text))
     if match is None:
         return None
     return _box_from_match(match)
@@ -319,8 +347,7 @@ def parse_choices(text: str) -> frozenset[str]:
     """
     if not isinstance(text, str):
         return frozenset()
-    compact = _WHITESPACE_RE.sub("", _answer_region(text))
-    return frozenset(label.upper() for label in compact.split(",") if label)
+    return option_set(answer_region(text), "text")
 
 
 def _number_value(value: object) -> float | None:
@@ -387,7 +414,7 @@ def parse_interval(text: str) -> tuple[float, float] | None:
     """
     if not isinstance(text, str):
         return None
-    region = _answer_region(text)
+    region = answer_region(text)
     found, interval = _json_interval(region)
     if found:
         return interval
@@ -415,7 +442,21 @@ def _gt_error(column: str, row: int, expected: str, value: object) -> ValueError
 
 
 def _gt_string_region(value: str) -> str:
-    return _answer_region(value).strip()
+    return answer_region(value).strip()
+
+
+def _check_extents(boxes: FloatArray, column: str, row: int, value: object) -> FloatArray:
+    """Checks finite GT boxes ``[..., 4]`` for x1 < x2 and y1 < y2 with a finite width/height."""
+    with np.errstate(over="ignore"):
+        sides = boxes[..., 2:] - boxes[..., :2]
+    if not np.all(np.isfinite(sides) & (sides > 0.0)):
+        raise _gt_error(
+            column,
+            row,
+            "non-degenerate boxes (x1 < x2 and y1 < y2, with a finite width and height)",
+            value,
+        )
+    return boxes
 
 
 def _gt_numbers(value: object, column: str, row: int, expected: str) -> FloatArray:
@@ -436,10 +477,11 @@ def parse_gt_box(value: object, column: str, row: int) -> FloatArray:
         row: Row index in the batch, for the error message.
 
     Returns:
-        Float64 array of shape ``[4]``.
+        Float64 array of shape ``[4]``, with x1 < x2 and y1 < y2 and a finite width and height.
 
     Raises:
-        ValueError: If ``value`` is not one finite box.
+        ValueError: If ``value`` is not one finite box, or the box is degenerate (x1 >= x2 or
+            y1 >= y2) or so wide or tall that its width or height overflows float64.
 
     Example:
         >>> parse_gt_box("[1122, 18, 1206, 48]", "solution", 0).tolist()
@@ -451,11 +493,11 @@ def parse_gt_box(value: object, column: str, row: int) -> FloatArray:
         box = None if match is None else _box_from_match(match)
         if box is None:
             raise _gt_error(column, row, expected, value)
-        return box
+        return _check_extents(box, column, row, value)
     arr = _gt_numbers(value, column, row, expected)
     if arr.shape != (4,):
         raise _gt_error(column, row, expected, value)
-    return arr
+    return _check_extents(arr, column, row, value)
 
 
 def parse_gt_boxes(value: object, column: str, row: int) -> FloatArray:
@@ -470,10 +512,12 @@ def parse_gt_boxes(value: object, column: str, row: int) -> FloatArray:
         row: Row index in the batch, for the error message.
 
     Returns:
-        Float64 array of shape ``[M, 4]``.
+        Float64 array of shape ``[M, 4]``, each box with x1 < x2 and y1 < y2 and a finite width
+        and height.
 
     Raises:
-        ValueError: If ``value`` is not a list of finite boxes.
+        ValueError: If ``value`` is not a list of finite boxes, or a box is degenerate (x1 >= x2
+            or y1 >= y2) or has a width or height that overflows float64.
 
     Example:
         >>> parse_gt_boxes("[[0, 0, 1, 1], [2, 2, 3, 3]]", "solution", 0).shape
@@ -484,23 +528,25 @@ def parse_gt_boxes(value: object, column: str, row: int) -> FloatArray:
         boxes = parse_box_list(_gt_string_region(value))
         if boxes is None:
             raise _gt_error(column, row, expected, value)
-        return boxes
+        return _check_extents(boxes, column, row, value)
     if isinstance(value, Sequence | np.ndarray) and len(value) == 0:
         return np.zeros((0, 4), dtype=np.float64)
     arr = _gt_numbers(value, column, row, expected)
     if arr.shape == (4,):
-        return arr.reshape(1, 4)
+        arr = arr.reshape(1, 4)
     if arr.ndim != 2 or arr.shape[1] != 4:
         raise _gt_error(column, row, expected, value)
-    return arr
+    return _check_extents(arr, column, row, value)
 
 
 def parse_gt_choices(value: object, column: str, row: int) -> frozenset[str]:
     """Parses the gold option labels of a multiple-choice item.
 
     Args:
-        value: A string such as ``"A,B"`` or ``"<answer>A,B</answer>"`` (parsed like
-            :func:`parse_choices`), or a list/tuple/set of label strings such as ``["A", "B"]``.
+        value: A string such as ``"A,B"`` or ``"<answer>A,B</answer>"``, or a list/tuple/set of
+            label strings such as ``["A", "B"]``. Each label, stripped of surrounding whitespace,
+            must be a single token of letters/digits; in a string, empty pieces between commas
+            are dropped (see :func:`varl.rewards.choice.gold_option_set`).
         column: Dataset column name, for the error message.
         row: Row index in the batch, for the error message.
 
@@ -508,30 +554,25 @@ def parse_gt_choices(value: object, column: str, row: int) -> frozenset[str]:
         Non-empty frozenset of upper-cased labels.
 
     Raises:
-        ValueError: If ``value`` has no label, or holds something other than strings.
+        ValueError: If ``value`` has no label, holds something other than strings, or holds a
+            label that is not a single token of letters/digits (e.g. ``"The answer is A"``).
 
     Example:
         >>> sorted(parse_gt_choices(["a", "B"], "solution", 0))
         ['A', 'B']
     """
-    expected = "option labels such as 'A,B' or ['A', 'B']"
+    expected = "option labels such as 'A,B' or ['A', 'B'], each a single token of letters/digits"
+    labels: str | list[Any]
     if isinstance(value, str):
-        labels = parse_choices(value)
+        labels = _gt_string_region(value)
     elif isinstance(value, list | tuple | set | frozenset):
-        normalised: set[str] = set()
-        for item in value:
-            if not isinstance(item, str):
-                raise _gt_error(column, row, expected, value)
-            label = _WHITESPACE_RE.sub("", item).upper()
-            if not label:
-                raise _gt_error(column, row, expected, value)
-            normalised.add(label)
-        labels = frozenset(normalised)
+        labels = list(value)
     else:
         raise _gt_error(column, row, expected, value)
-    if not labels:
-        raise _gt_error(column, row, expected, value)
-    return labels
+    try:
+        return gold_option_set(labels, column)
+    except (TypeError, ValueError) as exc:
+        raise _gt_error(column, row, expected, value) from exc
 
 
 def parse_gt_interval(value: object, column: str, row: int) -> tuple[float, float]:

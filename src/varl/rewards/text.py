@@ -13,6 +13,12 @@ They follow TRL's ``GRPOTrainer`` convention (trl 1.16, ``GRPOTrainer._calculate
   must be present.
 * ``completions`` holds plain strings (standard datasets) or message lists (conversational
   datasets, ``[{"role": "assistant", "content": ...}]``); both give the same rewards.
+* Called by hand, a reward with a ground-truth column also takes that column as a second
+  positional argument, ``f(completions, ground_truth, **kwargs)``:
+  ``gui_grounding(["[1, 2, 3, 4]"], [[1, 2, 3, 4]])`` is
+  ``gui_grounding(["[1, 2, 3, 4]"], solution=[[1, 2, 3, 4]])`` (the value goes to the reward's
+  ``column``). Giving it both positionally and by keyword, or to a reward without a
+  ground-truth column (the format and looking rewards), is a ``TypeError``.
 * The metric name is the callable's ``__name__`` (``rewards/<name>/mean`` and ``/std`` in the
   logs), so every instance carries a ``__name__``; pass ``name=`` to tell two variants apart.
 * Parameterised variants are picklable callable classes (TRL's convention for configurable
@@ -37,13 +43,12 @@ Failure handling, shared by every reward:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
 
-from varl._checks import FloatArray, check_nonnegative, check_positive, check_unit_interval
+from varl._checks import FloatArray, check_fraction, check_nonnegative, check_positive
 from varl.rewards.choice import choice_reward
 from varl.rewards.detection import detection_reward, looking_reward
 from varl.rewards.format import (
@@ -53,6 +58,7 @@ from varl.rewards.format import (
     think_look_answer_format_reward,
 )
 from varl.rewards.parse import (
+    answer_region,
     completion_text,
     extract_tag,
     parse_box,
@@ -94,7 +100,6 @@ Rewards = list[float | None]
 _TRL_KWARGS = frozenset(
     {"prompts", "completion_ids", "trainer_state", "log_extra", "log_metric", "environments"}
 )
-_NAN_BOX = np.full(4, np.nan)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -137,17 +142,6 @@ def _column(kwargs: Mapping[str, Any], column: str, n: int, reward: str) -> Sequ
     return values if isinstance(values, Sequence) else list(values)
 
 
-@contextmanager
-def _ground_truth(column: str, row: int) -> Iterator[None]:
-    """Re-raises a reward function's ground-truth ``ValueError`` with the column and row."""
-    try:
-        yield
-    except ValueError as exc:
-        if str(exc).startswith("column "):
-            raise
-        raise ValueError(f"column {column!r}, row {row}: {exc}") from exc
-
-
 def _report_failures(kwargs: Mapping[str, Any], name: str, count: int) -> None:
     log_metric = kwargs.get("log_metric")
     if callable(log_metric):
@@ -162,27 +156,64 @@ class _TextReward(ABC):
     def __init__(self, name: str) -> None:
         self.__name__ = _check_name(name, "name")
 
-    def __call__(self, completions: Sequence[object], **kwargs: Any) -> Rewards:
+    def __call__(
+        self,
+        completions: Sequence[object] | None = None,
+        ground_truth: Sequence[Any] | None = None,
+        /,
+        **kwargs: Any,
+    ) -> Rewards:
         """Scores a batch of completions.
 
         Args:
-            completions: One completion per sample: strings or TRL message lists.
+            completions: One completion per sample: strings or TRL message lists. Positional,
+                or the keyword ``completions`` as TRL passes it.
+            ground_truth: The values of this reward's ground-truth column (one per
+                completion), positional only; the same as passing them by the column's name.
             **kwargs: Dataset columns (one value per completion), including the ground-truth
-                column this reward reads, plus what TRL adds (``prompts``, ``completion_ids``,
-                ``trainer_state``, ``log_extra``, ``log_metric``); unknown keys are ignored.
+                column this reward reads unless it was given positionally, plus what TRL adds
+                (``prompts``, ``completion_ids``, ``trainer_state``, ``log_extra``,
+                ``log_metric``); unknown keys are ignored.
 
         Returns:
             One reward per completion: a float, or ``None`` where the ground truth is ``None``.
 
         Raises:
-            TypeError: If ``completions`` is not a list of completions.
+            TypeError: If ``completions`` is missing, given twice or not a list of completions,
+                or ``ground_truth`` is given both positionally and by keyword, or to a reward
+                without a ground-truth column.
             ValueError: If a needed column is missing, has the wrong length, or holds a
                 malformed value.
         """
+        if completions is None:
+            if "completions" not in kwargs:
+                raise TypeError(f"reward {self.__name__!r}: missing the completions argument")
+            completions = kwargs.pop("completions")
+        elif "completions" in kwargs:
+            raise TypeError(
+                f"reward {self.__name__!r}: got completions both positionally and by keyword"
+            )
+        if ground_truth is not None:
+            column = self._ground_truth_column()
+            if column is None:
+                raise TypeError(
+                    f"reward {self.__name__!r} reads no ground-truth column, but got a second "
+                    "positional argument"
+                )
+            if column in kwargs:
+                raise TypeError(
+                    f"reward {self.__name__!r} got its ground-truth column {column!r} both "
+                    "positionally and by keyword"
+                )
+            kwargs[column] = ground_truth
         texts = _completion_texts(completions)
         rewards, failures = self._score(texts, kwargs)
         _report_failures(kwargs, self.__name__, failures)
         return rewards
+
+    def _ground_truth_column(self) -> str | None:
+        """The dataset column a positional ground truth stands for; ``None`` when there is none."""
+        return None
 
     @abstractmethod
     def _score(self, texts: list[str | None], kwargs: Mapping[str, Any]) -> tuple[Rewards, int]:
@@ -211,9 +242,11 @@ class GuiGroundingReward(_TextReward):
     :func:`varl.rewards.spatial.gui_grounding_reward`. The predicted box is the first box inside
     ``<answer>`` (or in the whole completion; :func:`varl.rewards.parse.parse_box`); no box scores
     0.0 and counts as a parse failure. Ground truth is a box in the same (pixel or normalised)
-    coordinates: a list ``[x1, y1, x2, y2]`` or a string such as ``"[1122, 18, 1206, 48]"``; a
-    non-finite or degenerate (x1 >= x2 or y1 >= y2) box raises ``ValueError`` naming the row (the
-    reference code silently scores such rows 0.0).
+    coordinates: a list ``[x1, y1, x2, y2]`` or a string such as ``"[1122, 18, 1206, 48]"``
+    (:func:`varl.rewards.parse.parse_gt_box`). A non-finite or degenerate (x1 >= x2 or y1 >= y2)
+    box, or one whose width or height times α is not a finite number > 0 (it overflows or
+    underflows float64), raises ``ValueError`` naming the column and row (the reference code
+    silently scores such rows 0.0).
 
     Args:
         alpha: σ / box size ratio, > 0; the paper's 0.5.
@@ -254,6 +287,9 @@ class GuiGroundingReward(_TextReward):
         self.round_digits = round_digits
         self.column = _check_name(column, "column")
 
+    def _ground_truth_column(self) -> str:
+        return self.column
+
     def _settings(self) -> dict[str, object]:
         return {
             "alpha": self.alpha,
@@ -282,10 +318,13 @@ class GuiGroundingReward(_TextReward):
         failures = 0
         for k, row in enumerate(rows):
             gts[k] = gt = parse_gt_box(values[row], self.column, row)
-            if not (gt[2] > gt[0] and gt[3] > gt[1]):
+            with np.errstate(over="ignore", under="ignore"):
+                sigma = self.alpha * (gt[2:] - gt[:2])  # GUI-G² eq. 5
+            if not np.all(np.isfinite(sigma) & (sigma > 0.0)):
                 raise ValueError(
-                    f"column {self.column!r}, row {row}: expected a non-degenerate box with "
-                    f"x1 < x2 and y1 < y2, got {gt.tolist()}"
+                    f"column {self.column!r}, row {row}: box width/height times "
+                    f"alpha={self.alpha} must be a finite number > 0 (it overflows or "
+                    f"underflows float64), got the box {gt.tolist()}"
                 )
             text = texts[row]
             pred = None if text is None else parse_box(text)
@@ -339,6 +378,9 @@ class MultiChoiceReward(_TextReward):
         self.mode: Literal["soft", "binary"] = mode
         self.column = _check_name(column, "column")
 
+    def _ground_truth_column(self) -> str:
+        return self.column
+
     def _settings(self) -> dict[str, object]:
         return {"mode": self.mode, "column": self.column, "name": self.__name__}
 
@@ -371,10 +413,13 @@ class TemporalGroundingReward(_TextReward):
     The predicted ``(start, end)`` comes from the JSON ``{"start_time": ..., "end_time": ...}`` (or
     a ``[s, e]`` pair) in ``<answer>`` (:func:`varl.rewards.parse.parse_interval`). When the batch
     has a ``length_column`` (default ``video_length``, as in Temporal-R1) the prediction, in
-    seconds, is divided by that row's length, and the ground truth must be normalised to [0, 1];
-    without that column (or where its value is ``None``) prediction and ground truth are compared
-    in the same units. The format score is :func:`varl.rewards.format.temporal_format_reward`
-    (quoted numbers required), the total :func:`varl.rewards.temporal.temporal_grounding_reward`.
+    seconds, is divided by that row's length, and the ground truth must be normalised to [0, 1]
+    (a ground truth outside [0, 1] raises ``ValueError``); without that column (or where its
+    value is ``None``) prediction and ground truth are compared in the same units. A bad length
+    (not a finite number > 0) raises ``ValueError`` naming the column and row, whether or not
+    that row's completion parsed. The format score is
+    :func:`varl.rewards.format.temporal_format_reward` (quoted numbers required), the total
+    :func:`varl.rewards.temporal.temporal_grounding_reward`.
     A completion without a readable interval scores 0.0 and counts as a parse failure.
 
     Args:
@@ -408,6 +453,9 @@ class TemporalGroundingReward(_TextReward):
         self.w_format = check_nonnegative(w_format, "w_format")
         self.column = _check_name(column, "column")
         self.length_column = _check_name(length_column, "length_column")
+
+    def _ground_truth_column(self) -> str:
+        return self.column
 
     def _settings(self) -> dict[str, object]:
         return {
@@ -445,14 +493,20 @@ class TemporalGroundingReward(_TextReward):
         fmts = np.zeros(len(rows))
         failures = 0
         for k, row in enumerate(rows):
-            gts[k] = parse_gt_interval(values[row], self.column, row)
+            gts[k] = gt = parse_gt_interval(values[row], self.column, row)
+            length = self._length(lengths, row)
+            if length is not None and not (gt[0] >= 0.0 and gt[1] <= 1.0):
+                raise ValueError(
+                    f"column {self.column!r}, row {row}: expected an interval within [0, 1], got "
+                    f"{list(gt)}; the ground truth must be normalised by the video length "
+                    f"when column {self.length_column!r} is given"
+                )
             text = texts[row]
             interval = None if text is None else parse_interval(text)
             if text is None or interval is None:
-                failures += 1
+                failures += 1  # NaN prediction and format 0: the row scores 0.0
                 continue
             preds[k] = interval
-            length = self._length(lengths, row)
             if length is not None:
                 with np.errstate(over="ignore"):
                     preds[k] /= length
@@ -460,8 +514,6 @@ class TemporalGroundingReward(_TextReward):
         scores = temporal_grounding_reward(
             preds, gts, fmts, w_iou=self.w_iou, w_format=self.w_format
         )
-        # An unparseable completion scores 0 in total, its format term included.
-        scores = np.where(np.isnan(preds[:, 0]), 0.0, scores)
         rewards: Rewards = [None] * len(texts)
         for row, reward in zip(rows, scores.tolist(), strict=True):
             rewards[row] = reward
@@ -475,9 +527,7 @@ class TemporalGroundingReward(_TextReward):
 
 def _answer_boxes(text: str) -> FloatArray | None:
     """Boxes in the answer region; ``None`` when there is neither a box nor an explicit ``[]``."""
-    region = extract_tag(text, "answer")
-    if region is None:
-        region = text
+    region = answer_region(text)
     boxes = parse_boxes(region)
     if boxes.shape[0] == 0 and parse_box_list(region) is None:
         return None
@@ -490,10 +540,13 @@ class DetectionReward(_TextReward):
     r = w_precision · TP / n_pred + w_recall · TP / n_gt, with TP the one-to-one matches at
     IoU >= ``iou_threshold`` (:func:`varl.rewards.detection.detection_reward`). DIP-R1's exact
     formula could not be read; this is varl's reconstruction, not the authors'. Predicted boxes
-    are all finite ``[x1, y1, x2, y2]`` in the last ``<answer>`` block (or the whole completion);
-    an explicit empty list ``[]`` predicts no boxes. A completion with neither scores 0.0 and
-    counts as a parse failure. Ground truth: a list of boxes ``[[x1, y1, x2, y2], ...]`` or such a
-    string.
+    are all ``[x1, y1, x2, y2]`` boxes in the last ``<answer>`` block (or the whole completion),
+    as :func:`varl.rewards.parse.parse_boxes` reads them: a coordinate that overflows float64
+    (``1e400``) is kept as ±inf, and such a box counts as a false positive. An explicit empty
+    list ``[]`` predicts no boxes. A completion with neither scores 0.0 and counts as a parse
+    failure. Ground truth: a list of boxes ``[[x1, y1, x2, y2], ...]`` or such a string
+    (:func:`varl.rewards.parse.parse_gt_boxes`; a degenerate box raises ``ValueError`` naming
+    the column and row).
 
     Args:
         iou_threshold: IoU needed for a match, in (0, 1].
@@ -521,9 +574,7 @@ class DetectionReward(_TextReward):
         name: str = "detection",
     ) -> None:
         super().__init__(name)
-        self.iou_threshold = check_unit_interval(iou_threshold, "iou_threshold")
-        if self.iou_threshold == 0.0:
-            raise ValueError("iou_threshold: expected a number in (0, 1], got 0.0")
+        self.iou_threshold = check_fraction(iou_threshold, "iou_threshold")
         self.w_precision = check_nonnegative(w_precision, "w_precision")
         self.w_recall = check_nonnegative(w_recall, "w_recall")
         if abs(self.w_precision + self.w_recall - 1.0) > 1e-9:
@@ -532,6 +583,9 @@ class DetectionReward(_TextReward):
                 f"{self.w_precision} + {self.w_recall}"
             )
         self.column = _check_name(column, "column")
+
+    def _ground_truth_column(self) -> str:
+        return self.column
 
     def _settings(self) -> dict[str, object]:
         return {
@@ -552,20 +606,18 @@ class DetectionReward(_TextReward):
                 continue
             gt = parse_gt_boxes(value, self.column, row)
             pred = None if text is None else _answer_boxes(text)
-            with _ground_truth(self.column, row):
-                reward = float(
-                    detection_reward(
-                        np.zeros((0, 4)) if pred is None else pred,
-                        gt,
-                        iou_threshold=self.iou_threshold,
-                        w_precision=self.w_precision,
-                        w_recall=self.w_recall,
-                    )
-                )
             if pred is None:
                 failures += 1
-                reward = 0.0
-            rewards.append(reward)
+                rewards.append(0.0)
+                continue
+            reward = detection_reward(
+                pred,
+                gt,
+                iou_threshold=self.iou_threshold,
+                w_precision=self.w_precision,
+                w_recall=self.w_recall,
+            )
+            rewards.append(float(reward))
         return rewards, failures
 
 
@@ -627,9 +679,7 @@ class LookingReward(_TextReward):
         self.num_generations = (
             None if num_generations is None else _check_group_size(num_generations)
         )
-        self.cluster_iou = check_unit_interval(cluster_iou, "cluster_iou")
-        if self.cluster_iou == 0.0:
-            raise ValueError("cluster_iou: expected a number in (0, 1], got 0.0")
+        self.cluster_iou = check_fraction(cluster_iou, "cluster_iou")
         self.variance_threshold = check_nonnegative(variance_threshold, "variance_threshold")
         if self.variance_threshold > 0.25:
             raise ValueError(
@@ -638,9 +688,7 @@ class LookingReward(_TextReward):
         if inspect not in ("centre", "iou"):
             raise ValueError(f"inspect: expected 'centre' or 'iou', got {inspect!r}")
         self.inspect: Literal["centre", "iou"] = inspect
-        self.look_iou = check_unit_interval(look_iou, "look_iou")
-        if self.look_iou == 0.0:
-            raise ValueError("look_iou: expected a number in (0, 1], got 0.0")
+        self.look_iou = check_fraction(look_iou, "look_iou")
         self.empty_value = float(empty_value)
         if not np.isfinite(self.empty_value):
             raise ValueError(f"empty_value: expected a finite number, got {empty_value!r}")
