@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import random
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,8 @@ from varl.grpo.tiny import (  # noqa: E402
     build_char_tokenizer,
     build_tiny_model,
     multi_answer_task,
-    random_answer_completion,
     warm_start,
+    warm_start_pairs,
 )
 from varl.grpo.token_weights import tw_grpo_token_weights  # noqa: E402
 from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer  # noqa: E402
@@ -33,8 +32,7 @@ G = 4
 def warm_model() -> tuple[Any, Any]:
     tok = build_char_tokenizer()
     model = build_tiny_model(tok, seed=0)
-    rng = random.Random(0)
-    pairs = [(it["prompt"], random_answer_completion(rng)) for it in multi_answer_task(8)] * 4
+    pairs = warm_start_pairs(multi_answer_task(), correct_fraction=0.5, per_item=2)
     warm_start(model, tok, pairs, steps=40, batch_size=16)
     return model, tok
 
@@ -47,7 +45,7 @@ def _kwargs(tmp_path: Path) -> dict[str, Any]:
         save_strategy="no",
         per_device_train_batch_size=8,
         num_generations=G,
-        max_completion_length=32,
+        max_completion_length=44,
         learning_rate=1e-3,
         max_steps=2,
         logging_steps=1,
@@ -68,7 +66,7 @@ def char_sum(completions: list[str], **kwargs: Any) -> list[float]:
 
 
 def _trainer(cls: type, model: Any, tok: Any, args: Any) -> Any:
-    data = datasets.Dataset.from_list(multi_answer_task(8))
+    data = datasets.Dataset.from_list(multi_answer_task()[:8])
     return cls(
         model=copy.deepcopy(model),
         processing_class=tok,

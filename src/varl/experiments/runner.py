@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from tqdm.auto import tqdm
 
 from varl import __version__
-from varl.experiments import gui_g2
+from varl.experiments import gui_g2, tw_grpo
 from varl.experiments.report import write_report
 from varl.experiments.result import ExperimentResult
 
@@ -36,6 +36,7 @@ class Experiment(NamedTuple):
 # The CLI lists its choices from this explicit mapping (no registry, no plugins).
 EXPERIMENTS: dict[str, Experiment] = {
     "gui_g2": Experiment(gui_g2.DESCRIPTION, gui_g2.run),
+    "tw_grpo": Experiment(tw_grpo.DESCRIPTION, tw_grpo.run),
 }
 
 

@@ -7,8 +7,8 @@ parameters), following the recipe of ``specs/ecosystem.md`` §3.2. It is the emb
 
 Tasks (lists of dicts with a ``prompt`` column and a ground-truth ``solution`` column):
 
-- :func:`multi_answer_task`: "which of A-E belong to key k?" — the gold answer is a set of 1-3
-  option letters fixed by the key. Completions are a generic reasoning prefix followed by
+- :func:`multi_answer_task`: "which of A-E are +? +-+-- " — the gold answer is the set of 1-3
+  marked option letters. Completions are a generic reasoning block followed by
   ``<answer>A,C</answer>``; they exercise the soft multi-choice reward and TW-GRPO's focus on the
   answer tokens.
 - :func:`arithmetic_task`: ``"12+7="`` with answer ``<answer>19</answer>``.
@@ -39,7 +39,7 @@ from transformers import (  # noqa: E402
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 OPTIONS = "ABCDE"
-REASONING_PREFIX = "hmm ok. "
+REASONING_PREFIX = "<think>ok</think>"
 """The generic prefix every multi-answer completion starts with (TW-GRPO's "unfocused" tokens)."""
 
 
@@ -105,34 +105,67 @@ def build_tiny_model(
     return model
 
 
-def _gold_sets(n_keys: int, seed: int) -> list[tuple[str, ...]]:
-    """A fixed, seeded assignment of a 1-3 letter gold set to each key."""
-    subsets = [c for k in (1, 2, 3) for c in itertools.combinations(OPTIONS, k)]
-    rng = random.Random(seed)
-    return [subsets[rng.randrange(len(subsets))] for _ in range(n_keys)]
+def multi_answer_task() -> list[dict[str, Any]]:
+    """The multi-answer choice task: every 1-3 letter subset of A-E once (25 items).
 
-
-def multi_answer_task(n_keys: int = 16, *, seed: int = 0) -> list[dict[str, Any]]:
-    """The multi-answer choice task: one item per key, gold = a set of 1-3 letters of A-E.
-
-    Prompt ``"k07 which of A-E? "``; the gold (``solution``) is ``"A,C"``. The right completion
-    is ``REASONING_PREFIX + "<answer>A,C</answer>"``.
-
-    Raises:
-        ValueError: If ``n_keys`` is not in [1, 100].
+    The prompt marks the options that belong to the answer, ``"which of A-E are +? +-+-- "``,
+    and the gold (``solution``) is the set, ``"A,C"``. The right completion is
+    ``REASONING_PREFIX + "<answer>A,C</answer>"``: a fixed, generic reasoning block followed by the
+    decision tokens, the setting in which TW-GRPO should weight the answer over the prefix.
     """
-    if not 1 <= n_keys <= 100:
-        raise ValueError(f"n_keys: expected an int in [1, 100], got {n_keys!r}")
     return [
-        {"prompt": f"k{key:02d} which of A-E? ", "solution": ",".join(gold)}
-        for key, gold in enumerate(_gold_sets(n_keys, seed))
+        {
+            "prompt": "which of A-E are +? "
+            + "".join("+" if o in gold else "-" for o in OPTIONS)
+            + " ",
+            "solution": ",".join(gold),
+        }
+        for k in (1, 2, 3)
+        for gold in itertools.combinations(OPTIONS, k)
     ]
 
 
+def answer_completion(answer: str) -> str:
+    """The completion template: the generic reasoning prefix, then ``<answer>answer</answer>``."""
+    return f"{REASONING_PREFIX}<answer>{answer}</answer>"
+
+
 def random_answer_completion(rng: random.Random) -> str:
-    """A well-formed multi-answer completion with a random 1-3 letter answer (for warm starts)."""
+    """A well-formed multi-answer completion with a random 1-3 letter answer."""
     k = rng.choice((1, 2, 3))
-    return f"{REASONING_PREFIX}<answer>{','.join(sorted(rng.sample(OPTIONS, k)))}</answer>"
+    return answer_completion(",".join(sorted(rng.sample(OPTIONS, k))))
+
+
+def warm_start_pairs(
+    items: Sequence[dict[str, Any]],
+    *,
+    correct_fraction: float,
+    per_item: int = 8,
+    seed: int = 0,
+) -> list[tuple[str, str]]:
+    """(prompt, completion) pairs for :func:`warm_start`: right answers with probability
+    ``correct_fraction``, random well-formed ones otherwise, so the warm-started policy knows
+    the format and part of the task, and RL has something to sharpen.
+
+    Raises:
+        ValueError: If ``correct_fraction`` is outside [0, 1] or ``per_item`` < 1.
+    """
+    if not 0.0 <= correct_fraction <= 1.0 or per_item < 1:
+        raise ValueError(
+            f"correct_fraction must lie in [0, 1] and per_item be >= 1, got {correct_fraction}, "
+            f"{per_item}"
+        )
+    rng = random.Random(seed)
+    return [
+        (
+            item["prompt"],
+            answer_completion(item["solution"])
+            if rng.random() < correct_fraction
+            else random_answer_completion(rng),
+        )
+        for item in items
+        for _ in range(per_item)
+    ]
 
 
 def arithmetic_task(
