@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("trl")
 
-from varl.experiments import tw_grpo  # noqa: E402
+from varl.experiments import tw_grpo
 
 CFG = dataclasses.replace(
     tw_grpo.QUICK, steps=4, prompts_per_step=2, warm_start_steps=100, log_every=2, seeds=1
