@@ -68,6 +68,16 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_grpo_train(args: argparse.Namespace) -> int:
+    from varl.grpo.train import main as train_main
+
+    try:
+        return train_main(args.trainer_args)
+    except ValueError as exc:  # raised for bad config, model, dataset or reward arguments
+        args.parser.error(str(exc))
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser for the ``varl`` command (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -97,6 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rep.set_defaults(func=_cmd_reproduce, parser=rep)
 
+    grpo = sub.add_parser("grpo", help="GRPO training with varl's variance-aware pieces (TRL)")
+    grpo_sub = grpo.add_subparsers(dest="grpo_command", metavar="COMMAND", required=True)
+    train = grpo_sub.add_parser(
+        "train",
+        help="train VarlGRPOTrainer (default: the embedded tiny model and task)",
+        description="Flat YAML of VarlGRPOConfig fields plus model, dataset, reward_funcs "
+        "(dotted paths) and resume; every field is also a flag that overrides the file "
+        "(e.g. --config cfg.yaml --token_weighting tw_grpo --max_steps 50). "
+        "See varl.grpo.train for the fields.",
+        add_help=False,
+    )
+    train.add_argument("trainer_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+    train.set_defaults(func=_cmd_grpo_train, parser=train)
+
     env = sub.add_parser("env", help="print versions for bug reports")
     env.set_defaults(func=_cmd_env)
     return parser
@@ -105,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``varl`` console script."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["grpo", "train"]:
+        # Everything after `grpo train` belongs to the trainer's own parser (TRL's TrlParser,
+        # one flag per config field), which argparse subparsers cannot pass through intact.
+        train = parser.parse_args(["grpo", "train"])
+        train.trainer_args = argv[2:]
+        return int(train.func(train))
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()

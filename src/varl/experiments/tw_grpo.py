@@ -106,8 +106,11 @@ def _span_weights(
                 end = text.index("</answer>")
                 prefix_w += weights[row, : len(head)].tolist()
                 answer_w += weights[row, len(head) : end].tolist()
-    mean = lambda xs: float(np.mean(xs)) if xs else float("nan")  # noqa: E731
-    return mean(prefix_w), mean(answer_w)
+    return _mean(prefix_w), _mean(answer_w)
+
+
+def _mean(values: list[float]) -> float:
+    return float(np.mean(values)) if values else float("nan")
 
 
 def warm_model(cfg: TwGrpoConfig, seed: int) -> tuple[Any, Any]:
@@ -156,7 +159,7 @@ def run_arm(
     items = multi_answer_task()
     model, tok = copy.deepcopy(warm[0]), warm[1]
 
-    class _Advance(TrainerCallback):  # type: ignore[misc]
+    class _Advance(TrainerCallback):
         def on_step_end(self, *args: Any, **kwargs: Any) -> None:
             if progress is not None:
                 progress.update(1)

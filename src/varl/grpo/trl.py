@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
-from trl import GRPOConfig, GRPOTrainer
+from trl import GRPOConfig, GRPOTrainer, TrlParser
 
 from varl.grpo.losses import AGGREGATIONS
 from varl.grpo.token_weights import tw_grpo_token_weights
+
+__all__ = ["TrlParser", "VarlGRPOConfig", "VarlGRPOTrainer"]
 
 TOKEN_WEIGHTINGS = ("none", "tw_grpo")
 # The trl loss_type computing each varl aggregation (trl.GRPOTrainer._compute_loss).
