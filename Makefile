@@ -37,6 +37,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/rewards.py
+	$(BIN)/python benchmarks/tw_grpo.py
 
 clean:
 	rm -rf $(VENV) reports/latest .pytest_cache .mypy_cache

@@ -34,6 +34,8 @@ __all__ = ["TrlParser", "VarlGRPOConfig", "VarlGRPOTrainer"]
 TOKEN_WEIGHTINGS = ("none", "tw_grpo")
 # The trl loss_type computing each varl aggregation (trl.GRPOTrainer._compute_loss).
 TRL_LOSS_TYPE = {"seq_mean": "grpo", "token_mean": "bnpo", "fixed_length": "dr_grpo"}
+# Most logits (floats) one weighting forward pass may produce: 2**26 floats = 256 MiB in float32.
+_LOGITS_BUDGET = 2**26
 # Inputs a vision-language model's forward needs besides the token ids (trl 1.16 output keys).
 _MULTIMODAL_KEYS = (
     "pixel_values",
@@ -180,7 +182,7 @@ class VarlGRPOTrainer(GRPOTrainer):
         return logits[:, :-1, :][:, -n_completion:, :] / self.temperature
 
     def _tw_grpo_weights(self, output: dict[str, Any], mode: str) -> torch.Tensor:
-        """TW-GRPO weights ``[B, T]`` for the local batch, one group of G completions at a time."""
+        """TW-GRPO weights ``[B, T]`` for the local batch, computed over whole groups of G."""
         n = output["completion_ids"].size(0)
         group = self.num_generations if mode == "train" else self.num_generations_eval
         if n % group:
@@ -190,9 +192,14 @@ class VarlGRPOTrainer(GRPOTrainer):
             )
         mask = output["completion_mask"]
         multimodal = any(key in output for key in _MULTIMODAL_KEYS)
-        # A vision-language batch runs as one forward pass, so its image tensors need no slicing;
-        # a text batch runs one group at a time so that only G × T × V logits exist at once.
-        step = n if multimodal else group
+        # A vision-language batch runs as one forward pass, so its image tensors need no slicing.
+        # A text batch runs as many whole groups per forward as fit in _LOGITS_BUDGET floats of
+        # logits (one group at least), which bounds memory for large vocabularies and keeps small
+        # models from paying for many tiny forward passes.
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        vocab = unwrapped.get_output_embeddings().weight.shape[0]
+        per_group = group * mask.size(1) * vocab
+        step = n if multimodal else group * max(1, _LOGITS_BUDGET // per_group)
         weights = []
         for start in range(0, n, step):
             logits = self._completion_logits(output, slice(start, start + step))
