@@ -23,37 +23,11 @@ NUM_GENERATIONS = 4
 
 
 def _tiny_model_and_tokenizer() -> tuple[object, object]:
-    """Character-level tokenizer and a ~130k-parameter Qwen2 (spec ecosystem.md §3.2)."""
-    specials = ["<pad>", "<bos>", "<eos>"]
-    vocab = {t: i for i, t in enumerate(specials + [chr(i) for i in range(32, 127)])}
-    tok = tokenizers.Tokenizer(tokenizers.models.BPE(vocab=vocab, merges=[], unk_token=None))
-    tok.decoder = tokenizers.decoders.Fuse()
-    tok.add_special_tokens(specials)
-    hf_tok = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token="<bos>",
-        eos_token="<eos>",
-        pad_token="<pad>",
-        padding_side="left",
-    )
-    config = transformers.Qwen2Config(
-        vocab_size=len(hf_tok),
-        hidden_size=64,
-        intermediate_size=256,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        bos_token_id=1,
-        eos_token_id=2,
-        pad_token_id=0,
-        tie_word_embeddings=True,
-    )
-    model = transformers.Qwen2ForCausalLM(config)
-    model.generation_config = transformers.GenerationConfig(
-        bos_token_id=1, eos_token_id=2, pad_token_id=0
-    )
-    return model, hf_tok
+    """The offline character-level tokenizer and ~130k-parameter Qwen2 of varl.grpo.tiny."""
+    from varl.grpo.tiny import build_char_tokenizer, build_tiny_model
+
+    tok = build_char_tokenizer()
+    return build_tiny_model(tok, seed=0), tok
 
 
 def signal(completions: list[str], **kwargs: object) -> list[float]:
