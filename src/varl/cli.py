@@ -69,13 +69,93 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _cmd_grpo_train(args: argparse.Namespace) -> int:
-    from varl.grpo.train import main as train_main
+    from varl.grpo.train import prepare
 
     try:
-        return train_main(args.trainer_args)
-    except ValueError as exc:  # raised for bad config, model, dataset or reward arguments
+        trainer, resume_from = prepare(args.trainer_args)
+    except ValueError as exc:  # bad config, model, dataset or reward arguments: no traceback
+        args.parser.error(str(exc))
+    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.save_model(trainer.args.output_dir)
+    return 0
+
+
+def _cmd_control_train(args: argparse.Namespace) -> int:
+    from varl.control.cli import train
+
+    try:
+        return train(
+            env_id=args.env,
+            steps=args.steps,
+            seed=args.seed,
+            config_path=args.config,
+            preset=args.preset,
+            out=args.out,
+            resume=args.resume,
+            save_buffer=not args.no_buffer,
+            progress=not args.no_progress,
+        )
+    except (ValueError, FileNotFoundError) as exc:
         args.parser.error(str(exc))
         return 2
+
+
+def _cmd_control_eval(args: argparse.Namespace) -> int:
+    from varl.control.cli import evaluate
+
+    try:
+        return evaluate(args.run_dir, episodes=args.episodes)
+    except (ValueError, FileNotFoundError) as exc:
+        args.parser.error(str(exc))
+        return 2
+
+
+def _cmd_game_solve(args: argparse.Namespace) -> int:
+    from varl.games.cli import solve_command
+
+    try:
+        text = solve_command(
+            args.game,
+            concept=args.concept,
+            gamma=args.gamma,
+            tau=args.tau,
+            iterations=args.iterations,
+            method=args.method,
+            as_json=args.json,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        args.parser.error(str(exc))
+    print(text)
+    return 0
+
+
+def _cmd_game_psro(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from varl.games.cli import psro_command
+
+    bar = tqdm(total=args.iterations, desc="PSRO", unit="iter", disable=args.json)
+    try:
+        text = psro_command(
+            args.env,
+            meta_solver=args.meta_solver,
+            gamma=args.gamma,
+            iterations=args.iterations,
+            seed=args.seed,
+            sims_per_entry=args.sims_per_entry,
+            symmetric=args.symmetric,
+            risk_neutral_oracle=args.risk_neutral_oracle,
+            checkpoint=args.checkpoint,
+            resume=args.resume,
+            as_json=args.json,
+            progress=bar,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        bar.close()
+        args.parser.error(str(exc))
+    bar.close()
+    print(text)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -120,6 +200,83 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("trainer_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     train.set_defaults(func=_cmd_grpo_train, parser=train)
+
+    control = sub.add_parser("control", help="DSAC-T for gymnasium continuous control")
+    control_sub = control.add_subparsers(dest="control_command", metavar="COMMAND", required=True)
+    ctrain = control_sub.add_parser(
+        "train",
+        help="train DSAC-T and write checkpoints and evaluations to a run folder",
+        description="Train DSAC-T (arXiv 2310.05858). --config is a flat YAML of DSACTConfig "
+        "fields applied over --preset; the run folder gets checkpoint.pt, config.yaml and "
+        "evaluations.csv (TensorBoard scalars too when tensorboard is installed).",
+    )
+    ctrain.add_argument("--env", default="Pendulum-v1", help="gymnasium id (default: %(default)s)")
+    ctrain.add_argument("--steps", type=int, default=20_000, help="total env steps")
+    ctrain.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    ctrain.add_argument("--config", default=None, help="flat YAML of DSACTConfig fields")
+    ctrain.add_argument(
+        "--preset",
+        choices=("paper", "small"),
+        default="paper",
+        help="base config: the paper's defaults or the small-budget preset (UTD 1, 2x128)",
+    )
+    ctrain.add_argument("--out", default=None, help="run folder (default: runs/ENV-sSEED)")
+    ctrain.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    ctrain.add_argument(
+        "--no-buffer", action="store_true", help="do not store the replay buffer in checkpoints"
+    )
+    ctrain.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    ctrain.set_defaults(func=_cmd_control_train, parser=ctrain)
+    ceval = control_sub.add_parser("eval", help="evaluate a trained run's deterministic policy")
+    ceval.add_argument("run_dir", metavar="RUN_DIR", help="folder written by `control train`")
+    ceval.add_argument("--episodes", type=int, default=10, help="episodes (default: 10)")
+    ceval.set_defaults(func=_cmd_control_eval, parser=ceval)
+
+    game = sub.add_parser("game", help="risk-averse equilibria (RAE), Nash and PSRO for games")
+    game_sub = game.add_subparsers(dest="game_command", metavar="COMMAND", required=True)
+    gsolve = game_sub.add_parser(
+        "solve",
+        help="solve a .json or Gambit .nfg game for an RAE or a Nash equilibrium",
+        description="Print each player's strategy, mean, variance and the gap (RAE gap or "
+        "NashConv). RAE: mean-variance equilibrium of arXiv 2205.15434 (our reconstruction) "
+        "by smooth fictitious play.",
+    )
+    gsolve.add_argument("game", metavar="GAME", help="game file (.json or .nfg)")
+    gsolve.add_argument("--concept", choices=("rae", "nash"), default="rae")
+    gsolve.add_argument("--gamma", type=float, default=0.5, help="risk aversion (default: 0.5)")
+    gsolve.add_argument("--tau", type=float, default=1e-3, help="SFP temperature")
+    gsolve.add_argument("--iterations", type=int, default=2000, help="SFP iterations")
+    gsolve.add_argument(
+        "--method",
+        default="lemke_howson",
+        help="Nash method: lemke_howson, support_enumeration, vertex_enumeration or sfp",
+    )
+    gsolve.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    gsolve.set_defaults(func=_cmd_game_solve, parser=gsolve)
+    gpsro = game_sub.add_parser(
+        "psro",
+        help="run PSRO with an RAE, Nash or uniform meta-solver",
+        description="PSRO on a gridworld stag hunt, a two-way road toy or a matrix game, with "
+        "exact best-response oracles; prints a table of the final meta-strategy.",
+    )
+    gpsro.add_argument("--env", required=True, help="stag_hunt, two_way or matrix:FILE")
+    gpsro.add_argument("--meta-solver", choices=("rae", "nash", "uniform"), default="rae")
+    gpsro.add_argument("--gamma", type=float, default=0.5, help="risk aversion (default: 0.5)")
+    gpsro.add_argument("--iterations", type=int, default=10, help="PSRO iterations")
+    gpsro.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    gpsro.add_argument(
+        "--sims-per-entry", type=int, default=None, help="episodes per entry (default: exact)"
+    )
+    gpsro.add_argument(
+        "--symmetric", action="store_true", help="one population shared by both players"
+    )
+    gpsro.add_argument(
+        "--risk-neutral-oracle", action="store_true", help="plain best responses (no variance)"
+    )
+    gpsro.add_argument("--checkpoint", default=None, metavar="DIR", help="save state every step")
+    gpsro.add_argument("--resume", action="store_true", help="continue from --checkpoint")
+    gpsro.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    gpsro.set_defaults(func=_cmd_game_psro, parser=gpsro)
 
     env = sub.add_parser("env", help="print versions for bug reports")
     env.set_defaults(func=_cmd_env)

@@ -39,6 +39,9 @@ def test_soft_rewards() -> None:
 
 def test_equal_rewards_give_zero() -> None:
     assert torch.equal(group_advantages(torch.full((3, 4), 0.7)), torch.zeros(3, 4))
+    for scale in ("group", "batch"):  # even without an eps: no 0/0
+        out = group_advantages(torch.full((1, 3), 0.7), eps=0.0, scale=scale)  # type: ignore[arg-type]
+        assert torch.equal(out, torch.zeros(1, 3))
 
 
 def test_nan_is_left_out_and_gets_zero() -> None:

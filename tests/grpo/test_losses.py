@@ -63,8 +63,12 @@ def test_bad_input() -> None:
         clipped_policy_loss(LOGP, LOGP[:, :2], ADV, MASK)
     with pytest.raises(ValueError, match="ref_logp"):
         clipped_policy_loss(LOGP, LOGP, ADV, MASK, beta=0.1)
-    with pytest.raises(ValueError, match="token_weights: expected non-negative"):
+    with pytest.raises(ValueError, match="token_weights: expected finite, non-negative"):
         clipped_policy_loss(LOGP, LOGP, ADV, MASK, token_weights=-WEIGHTS)
+    with pytest.raises(ValueError, match="advantages: contain NaN or inf"):
+        clipped_policy_loss(LOGP, LOGP, torch.tensor([float("nan"), 1.0]), MASK)
+    with pytest.raises(ValueError, match="token_weights: expected finite"):
+        clipped_policy_loss(LOGP, LOGP, ADV, MASK, token_weights=WEIGHTS * float("nan"))
     with pytest.raises(ValueError, match="mode: expected one of"):
         aggregate(LOGP, MASK, mode="sum")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_len"):

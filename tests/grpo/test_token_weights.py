@@ -93,8 +93,12 @@ def test_padding_options() -> None:
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="logits: contains NaN or inf"):
         tw_grpo_token_weights(torch.tensor([[[math.nan, 0.0]]]), torch.ones(1, 1))
-    with pytest.raises(ValueError, match="alpha: expected a number >= 1"):
+    with pytest.raises(ValueError, match="alpha: expected a finite number >= 1"):
         tw_grpo_token_weights(PROBS.log(), MASK, alpha=0.5)
+    with pytest.raises(ValueError, match="alpha: expected a finite number"):
+        tw_grpo_token_weights(PROBS.log(), MASK, alpha=math.inf)
+    with pytest.raises(ValueError, match="clip: expected a finite number"):
+        tw_grpo_token_weights(PROBS.log(), MASK, clip=math.inf)
     with pytest.raises(ValueError, match="chunk_size"):
         tw_grpo_token_weights(PROBS.log(), MASK, chunk_size=0)
     with pytest.raises(ValueError, match=r"mask: expected shape \(2, 3\)"):

@@ -77,7 +77,7 @@ def _trainer(cls: type, model: Any, tok: Any, args: Any) -> Any:
 
 
 def test_config_validation(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="tw_alpha: expected a number >= 1"):
+    with pytest.raises(ValueError, match="tw_alpha: expected a finite number >= 1"):
         _config(tmp_path, tw_alpha=0.5)
     with pytest.raises(ValueError, match="tw_chunk_size: expected an int >= 1"):
         _config(tmp_path, tw_chunk_size=0)
@@ -102,7 +102,16 @@ def test_off_equals_plain_grpo(warm_model: tuple[Any, Any], tmp_path: Path) -> N
         trainer = _trainer(cls, model, tok, args)
         trainer.train()
         logs.append([(h["loss"], h["reward"]) for h in trainer.state.log_history if "loss" in h])
-    assert logs[0] == logs[1] and len(logs[0]) == 2
+        if cls is VarlGRPOTrainer:
+            # alpha = 1 makes every weight equal the mask: the TW-GRPO path must then match too
+            trainer = _trainer(
+                cls, model, tok, _config(tmp_path, token_weighting="tw_grpo", tw_alpha=1.0)
+            )
+            trainer.train()
+            logs.append(
+                [(h["loss"], h["reward"]) for h in trainer.state.log_history if "loss" in h]
+            )
+    assert logs[0] == logs[1] == logs[2] and len(logs[0]) == 2
     assert any(loss != 0 for loss, _ in logs[0])  # a real update, not two zero losses
 
 
@@ -120,8 +129,9 @@ def test_tw_grpo_weights_reach_trl_loss(warm_model: tuple[Any, Any], tmp_path: P
     ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
     attn = torch.cat([out["prompt_mask"], mask], 1)
     n_tok = mask.size(1)
-    with torch.no_grad():
-        logits = trainer.model(input_ids=ids, attention_mask=attn).logits[:, -n_tok - 1 : -1]
+    with torch.no_grad(), trainer.accelerator.autocast():  # trl's precision (bf16 on this CPU)
+        logits = trainer.model(input_ids=ids, attention_mask=attn).logits.float()
+    logits = logits[:, -n_tok - 1 : -1]
     weights = tw_grpo_token_weights(
         logits.reshape(-1, G, n_tok, logits.size(-1)), mask.view(-1, G, n_tok)
     )
@@ -168,3 +178,27 @@ def test_plain_grpo_config_is_rejected(warm_model: tuple[Any, Any], tmp_path: Pa
     )
     with pytest.raises(TypeError, match="args: expected a VarlGRPOConfig"):
         _trainer(VarlGRPOTrainer, model, tok, args)
+
+
+def test_weight_logits_match_trl_logps_at_temperature(
+    warm_model: tuple[Any, Any], tmp_path: Path
+) -> None:
+    model, tok = warm_model
+    trainer = _trainer(VarlGRPOTrainer, model, tok, _config(tmp_path, temperature=0.7))
+    batch = next(iter(trainer.get_train_dataloader()))
+    out = trainer._generate_and_score_completions(batch)
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+    attn = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+    n_tok = out["completion_ids"].size(1)
+    with torch.no_grad():
+        logits = trainer._completion_logits(out, slice(0, 8))
+        ours = torch.log_softmax(logits, -1).gather(-1, out["completion_ids"][:8, :, None])[..., 0]
+        theirs, _, _ = trainer._get_per_token_logps_and_entropies(
+            trainer.model, ids[:8], attn[:8], n_tok
+        )
+    real = out["completion_mask"][:8].bool()  # positions after EOS are padding in both
+    # trl runs the body under bf16 autocast on this CPU config (GRPOConfig's bf16 default), so
+    # agreement is to bf16 precision; a shifted position or a missing 1/0.7 differs far more.
+    torch.testing.assert_close(ours[real], theirs[real], atol=2e-2, rtol=0)
+    untempered = torch.log_softmax(logits * 0.7, -1).gather(-1, out["completion_ids"][:8, :, None])
+    assert (untempered[..., 0][real] - theirs[real]).abs().max() > 0.1

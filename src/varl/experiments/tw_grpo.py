@@ -14,7 +14,6 @@ and completion length are reported as measured.
 
 from __future__ import annotations
 
-import os
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -232,7 +231,6 @@ def run(
     *, full: bool = False, seeds: int | None = None, progress: ProgressBar | None = None
 ) -> ExperimentResult:
     """Runs the four arms over the seeds and judges the weight claim."""
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
     cfg = FULL if full else QUICK
     n_seeds = cfg.seeds if seeds is None else seeds
     if progress is not None:
@@ -302,11 +300,13 @@ def run(
             ("accuracy", "strict accuracy (exact set)", "accuracy"),
             ("soft_score", "soft multi-choice score", "score"),
             ("frac_zero_std", "zero-std groups", "fraction of groups"),
+            ("reward_std", "training reward std (trl's batch std)", "std"),
             ("length", "completion length", "characters"),
         )
     ]
     weight_text = "; ".join(
-        f"{arm}: prefix {p:.3f}, answer {a:.3f}" for arm, (p, a) in weights.items()
+        f"{arm}: prefix {p:.3f}, answer {a:.3f} (margin {a - p:.3f})"
+        for arm, (p, a) in weights.items()
     )
     acc_text = ", ".join(f"{arm} {final(arm, 'accuracy'):.3f}" for arm in ARMS)
     return ExperimentResult(
@@ -324,5 +324,7 @@ def run(
         notes=[
             "Accuracy is the share of on-policy rollouts whose answer set equals the gold set; "
             "the training reward is the arm's accuracy reward plus a think/answer format reward.",
+            "The spec's stricter form of the weight check asks for a margin of 0.3 once the prefix "
+            "has collapsed; the verdict here is the issue's: answer weight above prefix weight.",
         ],
     )

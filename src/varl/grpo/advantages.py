@@ -27,8 +27,8 @@ def _check_rewards(rewards: Tensor) -> None:
         raise ValueError("rewards: contains inf (NaN is allowed and means 'not scored')")
 
 
-def _group_moments(rewards: Tensor, unbiased: bool) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-group mean, std and count over the non-NaN entries ``[B]``; std is 0 below 2 values."""
+def _group_moments(rewards: Tensor, unbiased: bool) -> tuple[Tensor, Tensor]:
+    """Per-group mean and std over the non-NaN entries ``[B]``; std is 0 below 2 values."""
     valid = ~torch.isnan(rewards)
     count = valid.sum(dim=1)
     filled = torch.where(valid, rewards, torch.zeros_like(rewards))
@@ -36,7 +36,7 @@ def _group_moments(rewards: Tensor, unbiased: bool) -> tuple[Tensor, Tensor, Ten
     sq = torch.where(valid, (rewards - mean[:, None]) ** 2, torch.zeros_like(rewards)).sum(dim=1)
     dof = (count - 1) if unbiased else count
     std = torch.where(dof > 0, (sq / dof.clamp(min=1)).sqrt(), torch.zeros_like(sq))
-    return mean, std, count
+    return mean, std
 
 
 def group_advantages(
@@ -75,10 +75,11 @@ def group_advantages(
         raise ValueError(f"scale: expected one of {_SCALES}, got {scale!r}")
     if not eps >= 0:
         raise ValueError(f"eps: expected a number >= 0, got {eps!r}")
-    mean, std, _ = _group_moments(rewards, unbiased)
+    mean, std = _group_moments(rewards, unbiased)
     centred = rewards - mean[:, None]
     if scale == "group":
-        centred = centred / (std[:, None] + eps)
+        # A zero-std group is all-equal: its centred rewards are 0, and stay 0 even at eps = 0.
+        centred = torch.where(std[:, None] > 0, centred / (std[:, None] + eps), 0.0)
     elif scale == "batch":
         scored = rewards[~torch.isnan(rewards)]
         n = scored.numel()
@@ -86,7 +87,7 @@ def group_advantages(
         batch_std = (
             scored.std(correction=1 if unbiased else 0) if dof > 0 else rewards.new_zeros(())
         )
-        centred = centred / (batch_std + eps)
+        centred = centred / (batch_std + eps) if batch_std > 0 else torch.zeros_like(centred)
     return torch.where(torch.isnan(rewards), torch.zeros_like(rewards), centred)
 
 
@@ -95,7 +96,8 @@ class GroupRewardStats(NamedTuple):
 
     Attributes:
         mean: Mean of all scored rewards (TRL's ``reward``).
-        std: Mean over groups of the within-group std (TRL's ``reward_std``).
+        std: Mean over groups of the within-group std (TRL's ``reward_std`` is instead the
+            std of the whole batch).
         frac_zero_std: Share of groups whose std is below ``tol`` (``frac_reward_zero_std``).
     """
 
@@ -108,6 +110,8 @@ def group_reward_stats(
     rewards: Tensor, *, unbiased: bool = True, tol: float = 1e-8
 ) -> GroupRewardStats:
     """Mean reward, mean within-group std and the share of zero-std ("dead") groups.
+
+    The share of zero-std groups matches TRL's ``frac_reward_zero_std``.
 
     Args:
         rewards: ``[B, G]`` rewards; NaN entries are ignored.
@@ -126,7 +130,7 @@ def group_reward_stats(
         GroupRewardStats(mean=0.75, std=0.353..., frac_zero_std=0.5)
     """
     _check_rewards(rewards)
-    _, std, _ = _group_moments(rewards, unbiased)
+    _, std = _group_moments(rewards, unbiased)
     scored = rewards[~torch.isnan(rewards)]
     mean = float(scored.mean()) if scored.numel() else 0.0
     return GroupRewardStats(

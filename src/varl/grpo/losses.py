@@ -72,6 +72,8 @@ def clipped_policy_loss(
             f"logp, old_logp, mask: expected equal shapes [B, T], got {shape}, "
             f"{tuple(old_logp.shape)}, {tuple(mask.shape)}"
         )
+    if not torch.isfinite(advantages).all():
+        raise ValueError("advantages: contain NaN or inf")
     if advantages.dim() == 1:
         advantages = advantages[:, None]
     if advantages.shape[0] != shape[0] or advantages.shape[1] not in (1, shape[1]):
@@ -87,8 +89,8 @@ def clipped_policy_loss(
             raise ValueError(
                 f"token_weights: expected shape {shape}, got {tuple(token_weights.shape)}"
             )
-        if (token_weights < 0).any():
-            raise ValueError("token_weights: expected non-negative weights")
+        if not torch.isfinite(token_weights).all() or (token_weights < 0).any():
+            raise ValueError("token_weights: expected finite, non-negative weights")
         advantages = advantages * token_weights
     ratio = torch.exp(logp - old_logp)
     clipped = torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)

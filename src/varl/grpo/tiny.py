@@ -17,19 +17,13 @@ Tasks (lists of dicts with a ``prompt`` column and a ground-truth ``solution`` c
 from __future__ import annotations
 
 import itertools
-import os
 import random
 from collections.abc import Sequence
 from typing import Any
 
 import torch
-
-for _key in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
-    os.environ.setdefault(_key, "1")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-from tokenizers import Tokenizer, decoders, models  # noqa: E402
-from transformers import (  # noqa: E402
+from tokenizers import Tokenizer, decoders, models
+from transformers import (
     GenerationConfig,
     PreTrainedTokenizerFast,
     Qwen2Config,

@@ -58,8 +58,9 @@ def position_divergence(
         clip: Bound c on |m - ℓ| before the exponential (11 in the reference).
         pad_as_uniform: Replace padded rows by the uniform distribution (the reference's
             behaviour); if False, padded rows are left out of the group mean and of D_t.
-        chunk_size: Positions processed at once; at most ``chunk_size × G × V`` floats are held
-            at a time (None: all positions).
+        chunk_size: Positions processed at once (None: all positions). The temporaries (log-softmax,
+            centroid, differences) are a few ``[..., G, chunk_size, V]`` float32 tensors, so memory
+            beyond the input logits scales with the chunk, not with T.
 
     Returns:
         ``[..., T]`` divergence D_t >= 0, 0 where every completion has the same distribution.
@@ -70,8 +71,8 @@ def position_divergence(
     _check_inputs(logits, mask)
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size: expected None or an int >= 1, got {chunk_size!r}")
-    if not clip > 0:
-        raise ValueError(f"clip: expected a number > 0, got {clip!r}")
+    if not (math.isfinite(clip) and clip > 0):
+        raise ValueError(f"clip: expected a finite number > 0, got {clip!r}")
     n_vocab, n_pos = logits.shape[-1], logits.shape[-2]
     step = n_pos if chunk_size is None else chunk_size
     valid = mask.to(torch.bool)
@@ -118,7 +119,7 @@ def tw_grpo_token_weights(
         pad_as_uniform: Padded rows count as uniform distributions (reference behaviour).
         normalize_over: ``"all"`` min-max normalises over every position, padding included (the
             reference); ``"valid"`` over positions where at least one completion is real.
-        chunk_size: Positions processed at once (bounds memory at chunk × G × V floats).
+        chunk_size: Positions processed at once (temporaries scale with chunk × G × V, not T).
         detach: Compute under ``torch.no_grad`` so the weights are constants (the reference lets
             gradients flow through them; varl does not by default).
 
@@ -135,8 +136,8 @@ def tw_grpo_token_weights(
         >>> [[round(v, 6) for v in row] for row in w.tolist()]
         [[1.0, 1.7, 1.070632], [1.0, 1.7, 0.0]]
     """
-    if not alpha >= 1.0:
-        raise ValueError(f"alpha: expected a number >= 1, got {alpha!r}")
+    if not (math.isfinite(alpha) and alpha >= 1.0):
+        raise ValueError(f"alpha: expected a finite number >= 1, got {alpha!r}")
     if normalize_over not in ("all", "valid"):
         raise ValueError(f"normalize_over: expected 'all' or 'valid', got {normalize_over!r}")
     with torch.set_grad_enabled(not detach and torch.is_grad_enabled()):

@@ -93,9 +93,9 @@ def load_dataset_arg(path: str | None) -> Any:
     """
     import datasets
 
-    from varl.grpo.tiny import multi_answer_task
-
     if path is None:
+        from varl.grpo.tiny import multi_answer_task
+
         return datasets.Dataset.from_list(multi_answer_task() * 8)
     p = Path(path)
     if p.is_dir():
@@ -163,9 +163,16 @@ def last_checkpoint(output_dir: str) -> str | None:
     return str(max(folders, key=lambda p: int(p.name.split("-")[-1]))) if folders else None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parses ``argv`` (YAML + flags), builds the trainer and trains; returns an exit code."""
-    argv = list(argv) if argv is not None else []
+def prepare(argv: Sequence[str]) -> tuple[Any, str | None]:
+    """Parses ``argv`` (YAML + flags), checks everything and builds the trainer.
+
+    Returns:
+        The trainer and the checkpoint to resume from (None for a fresh run).
+
+    Raises:
+        ValueError: On a bad config value, model, dataset, reward path or missing checkpoint.
+    """
+    argv = list(argv)
     parser = TrlParser((GrpoScriptArguments, VarlGRPOConfig))
     if not _names_a_model(argv):
         parser.set_defaults(**TINY_DEFAULTS)
@@ -188,20 +195,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer = VarlGRPOTrainer(
         model=model, processing_class=tok, reward_funcs=rewards, args=args, train_dataset=dataset
     )
+    return trainer, resume_from
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Builds the trainer from ``argv`` (see :func:`prepare`), trains and saves; returns 0."""
+    trainer, resume_from = prepare(list(argv) if argv is not None else [])
     trainer.train(resume_from_checkpoint=resume_from)
-    trainer.save_model(args.output_dir)
+    trainer.save_model(trainer.args.output_dir)
     return 0
+
+
+def _flag_value(argv: Sequence[str], flag: str) -> str | None:
+    """The value of ``--flag value`` or ``--flag=value`` in ``argv`` (None when absent)."""
+    for i, arg in enumerate(argv):
+        if arg == flag:
+            return argv[i + 1] if i + 1 < len(argv) else ""
+        if arg.startswith(flag + "="):
+            return arg[len(flag) + 1 :]
+    return None
 
 
 def _names_a_model(argv: Sequence[str]) -> bool:
     """Whether ``--model`` is given on the command line or in the ``--config`` YAML file."""
-    if "--model" in argv:
+    if _flag_value(argv, "--model") is not None:
         return True
-    if "--config" in argv:
+    path = _flag_value(argv, "--config")
+    if path is not None:
         import yaml
 
-        index = argv.index("--config") + 1
-        path = argv[index] if index < len(argv) else ""
         if not Path(path).is_file():
             raise ValueError(f"--config: no such file {path!r}")
         with open(path, encoding="utf-8") as f:

@@ -19,6 +19,7 @@ Metrics: trl's own names, plus ``tw/weight_mean`` and ``tw/weight_max`` over com
 
 from __future__ import annotations
 
+import math
 import textwrap
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -85,12 +86,11 @@ class VarlGRPOConfig(GRPOConfig):
             raise ValueError(
                 f"token_weighting: expected one of {TOKEN_WEIGHTINGS}, got {self.token_weighting!r}"
             )
-        if not self.tw_alpha >= 1.0:
-            raise ValueError(f"tw_alpha: expected a number >= 1, got {self.tw_alpha!r}")
-        if isinstance(self.tw_chunk_size, bool) or int(self.tw_chunk_size) != self.tw_chunk_size:
-            raise ValueError(f"tw_chunk_size: expected an int >= 1, got {self.tw_chunk_size!r}")
-        if self.tw_chunk_size < 1:
-            raise ValueError(f"tw_chunk_size: expected an int >= 1, got {self.tw_chunk_size!r}")
+        if not (math.isfinite(self.tw_alpha) and self.tw_alpha >= 1.0):
+            raise ValueError(f"tw_alpha: expected a finite number >= 1, got {self.tw_alpha!r}")
+        chunk = self.tw_chunk_size
+        if isinstance(chunk, bool) or int(chunk) != chunk or chunk < 1:
+            raise ValueError(f"tw_chunk_size: expected an int >= 1, got {chunk!r}")
         if self.tw_normalize_over not in ("all", "valid"):
             raise ValueError(
                 f"tw_normalize_over: expected 'all' or 'valid', got {self.tw_normalize_over!r}"
@@ -172,14 +172,16 @@ class VarlGRPOTrainer(GRPOTrainer):
         )
         n_completion = completion_ids.size(1)
         extra = {key: output[key] for key in _MULTIMODAL_KEYS if key in output}
-        logits = self.model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            logits_to_keep=n_completion + 1,
-            use_cache=False,
-            **extra,
-        ).logits
-        return logits[:, :-1, :][:, -n_completion:, :] / self.temperature
+        with self.accelerator.autocast():  # the mixed precision of trl's own forward passes
+            logits = self.model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                logits_to_keep=n_completion + 1,
+                use_cache=False,
+                **extra,
+            ).logits.float()
+        # In place on the view of the float32 copy: no further copy of the logits.
+        return logits[:, :-1, :][:, -n_completion:, :].div_(self.temperature)
 
     def _tw_grpo_weights(self, output: dict[str, Any], mode: str) -> torch.Tensor:
         """TW-GRPO weights ``[B, T]`` for the local batch, computed over whole groups of G."""
@@ -192,12 +194,13 @@ class VarlGRPOTrainer(GRPOTrainer):
             )
         mask = output["completion_mask"]
         multimodal = any(key in output for key in _MULTIMODAL_KEYS)
-        # A vision-language batch runs as one forward pass, so its image tensors need no slicing.
-        # A text batch runs as many whole groups per forward as fit in _LOGITS_BUDGET floats of
-        # logits (one group at least), which bounds memory for large vocabularies and keeps small
-        # models from paying for many tiny forward passes.
-        unwrapped = self.accelerator.unwrap_model(self.model)
-        vocab = unwrapped.get_output_embeddings().weight.shape[0]
+        # A vision-language batch runs as one forward pass over the local batch, so its image
+        # tensors need no slicing (its full logits exist at once). A text batch runs as many whole
+        # groups per forward as fit in _LOGITS_BUDGET floats (one group at least: the G × T × V
+        # logits of a group are always materialised), so small models avoid many tiny passes.
+        # The vocabulary size comes from the config: a ZeRO-3 partitioned weight has shape 0.
+        config = self.accelerator.unwrap_model(self.model).config
+        vocab = config.get_text_config().vocab_size
         per_group = group * mask.size(1) * vocab
         step = n if multimodal else group * max(1, _LOGITS_BUDGET // per_group)
         weights = []
