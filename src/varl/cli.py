@@ -200,6 +200,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("trainer_args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     train.set_defaults(func=_cmd_grpo_train, parser=train)
+    select = grpo_sub.add_parser(
+        "select",
+        help="keep the items whose K rollouts disagree (Temporal-R1 data selection)",
+        add_help=False,
+    )
+    select.set_defaults(parser=select)
 
     control = sub.add_parser("control", help="DSAC-T for gymnasium continuous control")
     control_sub = control.add_subparsers(dest="control_command", metavar="COMMAND", required=True)
@@ -287,6 +293,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``varl`` console script."""
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:2] == ["grpo", "select"]:
+        from varl.grpo.select import main as select_main
+
+        try:
+            return select_main(argv[2:])
+        except ValueError as exc:
+            parser.parse_args(["grpo", "select"]).parser.error(str(exc))
     if argv[:2] == ["grpo", "train"]:
         # Everything after `grpo train` belongs to the trainer's own parser (TRL's TrlParser,
         # one flag per config field), which argparse subparsers cannot pass through intact.

@@ -126,8 +126,14 @@ def check_columns(dataset: Any, rewards: Sequence[Callable[..., Any]]) -> None:
             )
 
 
-def _load_model(script: GrpoScriptArguments, args: VarlGRPOConfig) -> tuple[Any, Any]:
-    if script.model is None:
+def load_model(name: str | None, *, seed: int, warm_start_steps: int = 0) -> tuple[Any, Any]:
+    """The model and tokenizer: ``name`` loaded with transformers, or with None the tiny model,
+    warm-started on the multi-answer task for ``warm_start_steps`` steps.
+
+    Raises:
+        ValueError: If ``name`` is a missing local folder or cannot be loaded.
+    """
+    if name is None:
         from varl.grpo.tiny import (
             build_char_tokenizer,
             build_tiny_model,
@@ -137,22 +143,22 @@ def _load_model(script: GrpoScriptArguments, args: VarlGRPOConfig) -> tuple[Any,
         )
 
         tok = build_char_tokenizer()
-        model = build_tiny_model(tok, seed=args.seed)
-        if script.warm_start_steps > 0 and not script.resume:
-            pairs = warm_start_pairs(multi_answer_task(), correct_fraction=0.6, seed=args.seed)
-            warm_start(model, tok, pairs, steps=script.warm_start_steps, seed=args.seed)
+        model = build_tiny_model(tok, seed=seed)
+        if warm_start_steps > 0:
+            pairs = warm_start_pairs(multi_answer_task(), correct_fraction=0.6, seed=seed)
+            warm_start(model, tok, pairs, steps=warm_start_steps, seed=seed)
         return model, tok
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    if script.model.startswith((".", "/", "~")) and not Path(script.model).expanduser().is_dir():
-        raise ValueError(f"model: no such local folder {script.model!r}")
+    if name.startswith((".", "/", "~")) and not Path(name).expanduser().is_dir():
+        raise ValueError(f"model: no such local folder {name!r}")
     try:
-        tok = AutoTokenizer.from_pretrained(script.model, padding_side="left")
-        model = AutoModelForCausalLM.from_pretrained(script.model)
+        tok = AutoTokenizer.from_pretrained(name, padding_side="left")
+        model = AutoModelForCausalLM.from_pretrained(name)
     except (OSError, ValueError) as exc:
         raise ValueError(
-            f"model: cannot load {script.model!r} ({exc}); pass an existing local folder, or a "
-            "hub name with network access"
+            f"model: cannot load {name!r} ({exc}); pass an existing local folder, or a hub name "
+            "with network access"
         ) from exc
     return model, tok
 
@@ -191,7 +197,9 @@ def prepare(argv: Sequence[str]) -> tuple[Any, str | None]:
     rewards = [import_reward(path) for path in script.reward_funcs]
     dataset = load_dataset_arg(script.dataset)
     check_columns(dataset, rewards)
-    model, tok = _load_model(script, args)
+    # A resumed run loads its weights from the checkpoint: no warm start then.
+    warm = 0 if script.resume else script.warm_start_steps
+    model, tok = load_model(script.model, seed=args.seed, warm_start_steps=warm)
     trainer = VarlGRPOTrainer(
         model=model, processing_class=tok, reward_funcs=rewards, args=args, train_dataset=dataset
     )
