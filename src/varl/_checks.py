@@ -79,3 +79,42 @@ def check_fraction(value: float, name: str) -> float:
     if not (0.0 < x <= 1.0):
         raise ValueError(f"{name}: expected a number in (0, 1], got {value!r}")
     return x
+
+
+def as_probability_vector(
+    value: Any, name: str, *, size: int | None = None, atol: float = 1e-6
+) -> FloatArray:
+    """Converts ``value`` to a 1-D probability vector (a point of the simplex).
+
+    Entries may fall below 0 or the sum may miss 1 by at most ``atol`` (rounding in a caller's
+    arithmetic); such a vector is clipped at 0 and renormalised, anything further off is an
+    error.
+
+    Args:
+        value: Array-like of shape ``[n]``.
+        name: Argument name used in error messages.
+        size: Required length ``n``, or None for any length >= 1.
+        atol: Tolerance on negative entries and on the distance of the sum from 1.
+
+    Returns:
+        A float64 array ``[n]`` with entries >= 0 summing to 1.
+
+    Raises:
+        TypeError: If ``value`` is not numeric.
+        ValueError: If it is not 1-D, has the wrong length, holds NaN/inf, or is off the
+            simplex by more than ``atol``.
+    """
+    arr = as_float_array(value, name, finite=True)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name}: expected a non-empty 1-D probability vector, got {arr.shape}")
+    if size is not None and arr.size != size:
+        raise ValueError(f"{name}: expected {size} probabilities, got {arr.size}")
+    total = float(arr.sum())
+    if arr.min() < -atol or abs(total - 1.0) > atol:
+        raise ValueError(
+            f"{name}: expected probabilities >= 0 summing to 1, got min {arr.min():.3g} "
+            f"and sum {total:.6g}"
+        )
+    clipped: FloatArray = np.clip(arr, 0.0, None)
+    clipped /= clipped.sum()
+    return clipped
