@@ -145,6 +145,7 @@ def _cmd_game_psro(args: argparse.Namespace) -> int:
             sims_per_entry=args.sims_per_entry,
             symmetric=args.symmetric,
             risk_neutral_oracle=args.risk_neutral_oracle,
+            oracle=args.oracle,
             checkpoint=args.checkpoint,
             resume=args.resume,
             as_json=args.json,
@@ -275,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gpsro.add_argument(
         "--symmetric", action="store_true", help="one population shared by both players"
+    )
+    gpsro.add_argument(
+        "--oracle",
+        choices=("exact", "pg"),
+        default="exact",
+        help="exact best responses, or torch policy gradient (Markov games)",
     )
     gpsro.add_argument(
         "--risk-neutral-oracle", action="store_true", help="plain best responses (no variance)"

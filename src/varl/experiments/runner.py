@@ -15,7 +15,16 @@ from typing import Any, NamedTuple
 from tqdm.auto import tqdm
 
 from varl import __version__
-from varl.experiments import gui_g2, tw_grpo
+from varl.experiments import (
+    dsac_t_pendulum,
+    dsac_t_reward_scale,
+    gui_g2,
+    gvm_variance,
+    rae_driving,
+    rae_matrix,
+    rae_stag_hunt,
+    tw_grpo,
+)
 from varl.experiments.report import write_report
 from varl.experiments.result import ExperimentResult
 
@@ -37,6 +46,12 @@ class Experiment(NamedTuple):
 EXPERIMENTS: dict[str, Experiment] = {
     "gui_g2": Experiment(gui_g2.DESCRIPTION, gui_g2.run),
     "tw_grpo": Experiment(tw_grpo.DESCRIPTION, tw_grpo.run),
+    "gvm_variance": Experiment(gvm_variance.DESCRIPTION, gvm_variance.run),
+    "dsac_t_pendulum": Experiment(dsac_t_pendulum.DESCRIPTION, dsac_t_pendulum.run),
+    "dsac_t_reward_scale": Experiment(dsac_t_reward_scale.DESCRIPTION, dsac_t_reward_scale.run),
+    "rae_matrix": Experiment(rae_matrix.DESCRIPTION, rae_matrix.run),
+    "rae_stag_hunt": Experiment(rae_stag_hunt.DESCRIPTION, rae_stag_hunt.run),
+    "rae_driving": Experiment(rae_driving.DESCRIPTION, rae_driving.run),
 }
 
 
