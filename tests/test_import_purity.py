@@ -8,7 +8,17 @@ import sys
 
 import pytest
 
-HEAVY = ("torch", "trl", "transformers", "gymnasium", "diffusers", "datasets", "pyspiel")
+HEAVY = (
+    "torch",
+    "trl",
+    "transformers",
+    "gymnasium",
+    "diffusers",
+    "datasets",
+    "pyspiel",
+    "open_spiel",
+    "nashpy",
+)
 
 
 def _heavy_modules_after(statement: str) -> list[str]:
@@ -36,6 +46,10 @@ def _heavy_modules_after(statement: str) -> list[str]:
         "import varl.rewards.text",
         "import varl",
         "import varl.cli",
+        "import varl.games",
+        "import varl.games.rae",
+        "import varl.games.psro, varl.games.nash, varl.games.markov",
+        "from varl.games import solve_rae; solve_rae([[[1, 0]], [[0, 1]]], gamma=1)",
     ],
 )
 def test_light_imports_load_no_framework(statement: str) -> None:

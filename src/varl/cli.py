@@ -268,7 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gpsro.add_argument("--env", required=True, help="stag_hunt, two_way or matrix:FILE")
     gpsro.add_argument("--meta-solver", choices=("rae", "nash", "uniform"), default="rae")
-    gpsro.add_argument("--gamma", type=float, default=0.5, help="risk aversion (default: 0.5)")
+    gpsro.add_argument(
+        "--gamma",
+        type=float,
+        default=None,
+        help="risk aversion (default: 0.5 with --meta-solver rae, 0 otherwise)",
+    )
     gpsro.add_argument("--iterations", type=int, default=10, help="PSRO iterations")
     gpsro.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     gpsro.add_argument(

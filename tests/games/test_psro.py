@@ -207,3 +207,21 @@ def test_bad_problems() -> None:
         MatrixProblem(T2, initial=[0, 5])
     with pytest.raises(ValueError, match=r"initial: expected 1 non-empty"):
         MarkovProblem(make_two_way(), initial=[[], []], symmetric=True)
+
+
+def test_nash_and_uniform_are_risk_neutral_by_default() -> None:
+    with pytest.raises(ValueError, match="gamma: the 'nash' meta-solver is risk neutral"):
+        psro(T2, meta_solver="nash", gamma=0.5, iterations=1, seed=0)
+    default = psro(T2, meta_solver="nash", iterations=3, seed=0)
+    explicit = psro(T2, meta_solver="nash", gamma=0.0, iterations=3, seed=0)
+    assert [h["population_sizes"] for h in default.history] == [
+        h["population_sizes"] for h in explicit.history
+    ]
+
+
+def test_checkpoint_is_one_atomic_file(tmp_path: Path) -> None:
+    ckpt = tmp_path / "ckpt"
+    psro(T2, meta_solver="rae", iterations=2, seed=0, checkpoint=ckpt)
+    (ckpt / "psro_state.json").unlink()  # the json is a readable copy only
+    resumed = psro(T2, meta_solver="rae", iterations=3, seed=0, checkpoint=ckpt, resume=True)
+    assert resumed.iterations == 3

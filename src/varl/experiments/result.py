@@ -6,17 +6,11 @@ The report writer (``report.py``) renders these objects and knows nothing about 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from varl._progress import ProgressBar
 
-class ProgressBar(Protocol):
-    """The part of a ``tqdm`` bar an experiment uses: set the total, then advance it."""
-
-    def reset(self, total: float | None = None) -> None:
-        """Restarts the bar with a new total."""
-
-    def update(self, n: float | None = 1) -> bool | None:
-        """Advances the bar by ``n`` units."""
+__all__ = ["ExperimentResult", "Panel", "ProgressBar", "Series"]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -150,7 +150,7 @@ def psro_command(
     env: str,
     *,
     meta_solver: str = "rae",
-    gamma: float = 0.5,
+    gamma: float | None = None,
     iterations: int = 10,
     seed: int = 0,
     sims_per_entry: int | None = None,
@@ -169,6 +169,8 @@ def psro_command(
         return and the opponent-induced variance under it; for the Markov games also the
         probability of each recorded event (e.g. crashes) under the meta-strategy.
     """
+    if gamma is None:  # the RAE meta-solver's default; the others are risk neutral
+        gamma = 0.5 if meta_solver == "rae" else 0.0
     if meta_solver not in ("rae", "nash", "uniform"):
         raise ValueError(f"meta_solver: expected 'rae', 'nash' or 'uniform', got {meta_solver!r}")
     if oracle not in ("exact", "pg"):

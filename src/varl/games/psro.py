@@ -34,12 +34,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from varl._checks import FloatArray, check_nonnegative, check_positive
+from varl._progress import ProgressBar
 from varl.games.markov import tabular
 from varl.games.markov.tabular import TabularMarkovGame
 from varl.games.normal_form import NormalFormGame, as_game
@@ -65,13 +66,6 @@ __all__ = [
 
 MetaSolver = Callable[[list[FloatArray]], list[FloatArray]]
 """``meta_solver(meta_game) -> marginals``: payoff tensors in, one mixture per player out."""
-
-
-class ProgressBar(Protocol):
-    """The part of a tqdm bar PSRO uses."""
-
-    def update(self, n: float | None = 1) -> bool | None:
-        """Advances the bar by ``n`` iterations."""
 
 
 # --- meta-solvers -----------------------------------------------------------------------------
@@ -517,6 +511,9 @@ def default_oracle(problem: Problem) -> Callable[..., Any]:
 # --- state, checkpoints, result -----------------------------------------------------------------
 
 
+_META_KEY = "__meta__"  # the JSON metadata stored inside psro_state.npz
+
+
 @dataclass(kw_only=True)
 class PSROState:
     """Everything a PSRO run needs to continue: populations, meta-game, history, RNG state.
@@ -583,26 +580,28 @@ class PSROState:
         self.settings, self.converged = loaded.settings, loaded.converged
 
     def save(self, directory: str | Path, problem: Problem) -> None:
-        """Writes ``psro_state.npz`` and ``psro_state.json`` atomically (json last)."""
+        """Writes ``psro_state.npz`` atomically: arrays and metadata in one file, replaced in
+        one step, so a run killed at any moment leaves the previous or the new state whole.
+        ``psro_state.json`` is a readable copy of the metadata; loading does not use it."""
         out = Path(directory)
         out.mkdir(parents=True, exist_ok=True)
         state = self.state_dict(problem)
+        meta = json.dumps(state["meta"])
         tmp = out / "psro_state.tmp.npz"
-        np.savez_compressed(tmp, **state["arrays"])
+        arrays: dict[str, Any] = {**state["arrays"], _META_KEY: np.array(meta)}
+        np.savez_compressed(tmp, **arrays)
         tmp.replace(out / "psro_state.npz")
-        tmp_json = out / "psro_state.json.tmp"
-        tmp_json.write_text(json.dumps(state["meta"]), encoding="utf-8")
-        tmp_json.replace(out / "psro_state.json")
+        (out / "psro_state.json").write_text(meta, encoding="utf-8")
 
     @classmethod
     def load(cls, directory: str | Path, problem: Problem) -> PSROState | None:
         """Reads a saved state, or returns None if there is none."""
-        path = Path(directory)
-        if not (path / "psro_state.json").is_file():
+        path = Path(directory) / "psro_state.npz"
+        if not path.is_file():
             return None
-        meta = json.loads((path / "psro_state.json").read_text(encoding="utf-8"))
-        with np.load(path / "psro_state.npz") as data:
-            arrays = {k: data[k] for k in data.files}
+        with np.load(path) as data:
+            arrays = {k: data[k] for k in data.files if k != _META_KEY}
+            meta = json.loads(str(data[_META_KEY]))
         return cls.from_state_dict({"arrays": arrays, "meta": meta}, problem)
 
 
@@ -663,7 +662,7 @@ def psro(
     oracle: Callable[..., Any] | None = None,
     iterations: int = 10,
     sims_per_entry: int | None = None,
-    gamma: float = 0.5,
+    gamma: float | None = None,
     tau: float = 1e-3,
     sfp_iterations: int = 2000,
     gain_tol: float = 1e-2,
@@ -687,7 +686,9 @@ def psro(
         sims_per_entry: Episodes per meta-game entry; None evaluates exactly where possible
             (normal-form games are always exact).
         gamma: Risk aversion γ >= 0 of every player: used by the RAE meta-solver, by a
-            risk-aware oracle and in the gains; 0 makes everything risk neutral.
+            risk-aware oracle and in the gains; 0 makes everything risk neutral. None means 0.5
+            for the "rae" meta-solver and 0 for "nash", "uniform" and callables, so that a Nash
+            baseline is risk neutral throughout; a γ > 0 with "nash" or "uniform" is an error.
         tau: SFP temperature of the "rae" and "nash" meta-solvers.
         sfp_iterations: SFP iterations of those meta-solvers.
         gain_tol: A best response joins its population only if it improves on σ_i by more
@@ -708,7 +709,14 @@ def psro(
         raise ValueError(f"iterations: expected an int >= 0, got {iterations!r}")
     if sims_per_entry is not None and (not isinstance(sims_per_entry, int) or sims_per_entry < 1):
         raise ValueError(f"sims_per_entry: expected None or an int >= 1, got {sims_per_entry!r}")
+    if gamma is None:
+        gamma = 0.5 if meta_solver == "rae" else 0.0
     gam = check_nonnegative(gamma, "gamma")
+    if gam > 0 and meta_solver in ("nash", "uniform"):
+        raise ValueError(
+            f"gamma: the {meta_solver!r} meta-solver is risk neutral, so its oracle and gains "
+            f"use gamma = 0; got gamma={gamma!r} (leave it unset or pass 0)"
+        )
     check_positive(tau, "tau")
     check_nonnegative(gain_tol, "gain_tol")
     if resume and checkpoint is None:
