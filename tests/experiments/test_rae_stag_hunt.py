@@ -22,7 +22,7 @@ def test_basin_thresholds_match_spec_t3() -> None:
 @pytest.fixture(scope="module")
 def result() -> ExperimentResult:
     tiny = dataclasses.replace(
-        rae_stag_hunt.QUICK, basin_gammas=(0.0, 0.5), q0_grid=7, psro_iterations=4, seeds=2
+        rae_stag_hunt.QUICK, basin_gammas=(0.0, 0.5), q0_grid=7, psro_iterations=4, seeds=3
     )
     patch = pytest.MonkeyPatch()
     patch.setattr(rae_stag_hunt, "QUICK", tiny)
