@@ -209,3 +209,138 @@ def test_paper_schedule_one_update_per_twenty_env_steps() -> None:
     agent.learn(139, progress_bar=False)
     assert agent.num_updates == 5  # after env steps 59, 79, 99, 119 and 139
     agent.close()
+
+
+def test_resume_without_buffer_waits_for_a_full_batch(tmp_path: Path) -> None:
+    a = DSACT("Pendulum-v1", TINY, seed=0)
+    a.learn(300, progress_bar=False)
+    a.save(tmp_path / "ckpt.pt", include_buffer=False)
+    b = DSACT.load(tmp_path / "ckpt.pt")
+    updates = b.num_updates
+    assert updates == 237 and len(b.buffer) == 0 and b.train_threshold == 64
+    b.learn(1, progress_bar=False)  # one transition: no gradient step on it
+    assert (len(b.buffer), b.num_updates) == (1, updates)
+    b.learn(62, progress_bar=False)
+    assert (len(b.buffer), b.num_updates) == (63, updates)
+    b.learn(1, progress_bar=False)  # max(learning_starts, batch_size) = 64 reached
+    assert (len(b.buffer), b.num_updates) == (64, updates + 1)
+    for agent in (a, b):
+        agent.close()
+
+
+def test_learning_starts_below_batch_size_waits_for_a_batch() -> None:
+    cfg = dataclasses.replace(TINY, learning_starts=0)
+    agent = DSACT("Pendulum-v1", cfg, seed=0)
+    assert agent.train_threshold == 32
+    agent.learn(31, progress_bar=False)
+    assert agent.num_updates == 0
+    agent.learn(1, progress_bar=False)
+    assert agent.num_updates == 1
+    agent.close()
+
+
+FLOAT_FIELDS = [
+    "actor_lr",
+    "critic_lr",
+    "alpha_lr",
+    "gamma",
+    "tau",
+    "tau_b",
+    "clip_xi",
+    "std_eps",
+    "target_noise_clip",
+    "init_log_alpha",
+    "target_entropy",
+    "td_bound",
+    "huber_delta",
+    "log_std_min",
+    "log_std_max",
+]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize("name", FLOAT_FIELDS)
+def test_every_float_field_rejects_non_finite_values(name: str, bad: float) -> None:
+    with pytest.raises(ValueError, match=rf"^{name}: expected a finite number, got {bad!r}$"):
+        DSACTConfig(**{name: bad})
+
+
+def test_config_ranges_and_integer_fields() -> None:
+    for name in ("tau", "tau_b"):
+        with pytest.raises(ValueError, match=rf"^{name}: expected a number in \(0, 1\], got 0$"):
+            DSACTConfig(**{name: 0})
+        with pytest.raises(ValueError, match=rf"^{name}: expected a number in \(0, 1\], got 1.5$"):
+            DSACTConfig(**{name: 1.5})
+    assert DSACTConfig(tau=1.0, tau_b=1.0).tau_b == 1.0
+    with pytest.raises(
+        ValueError, match=r"^eval_episodes: expected >= 1 when eval_every > 0, got 0$"
+    ):
+        DSACTConfig(eval_every=5, eval_episodes=0)
+    assert DSACTConfig(eval_every=0, eval_episodes=0).eval_episodes == 0
+    with pytest.raises(ValueError, match=r"^batch_size: expected an integer, got 2.5$"):
+        DSACTConfig(batch_size=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^learning_starts: expected an integer, got True$"):
+        DSACTConfig(learning_starts=True)
+    with pytest.raises(ValueError, match=r"^hidden: expected integer layer sizes >= 1"):
+        DSACTConfig(hidden=(16, 2.5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^gamma: expected a real number, got 'high'$"):
+        DSACTConfig(gamma="high")  # type: ignore[arg-type]
+    # YAML 1.1 reads 1e-4 as a string: from_dict converts float fields.
+    assert DSACTConfig.from_dict({"actor_lr": "1e-4"}).actor_lr == 1e-4
+    assert DSACTConfig(learning_starts=0, batch_size=32).learning_starts == 0
+
+
+def test_non_finite_action_names_the_agent_before_the_env_steps() -> None:
+    agent = DSACT("Pendulum-v1", dataclasses.replace(TINY, warmup="policy"), seed=0)
+    with torch.no_grad():
+        for p in agent.actor.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(
+        ValueError, match=r"^agent: the DSAC-T policy produced a non-finite action at env step 0 "
+    ):
+        agent.learn(5, progress_bar=False)
+    assert agent.num_timesteps == 0 and len(agent.buffer) == 0
+    agent.close()
+
+
+def test_stochastic_predict_does_not_disturb_training() -> None:
+    a = DSACT("Pendulum-v1", TINY, seed=5)
+    b = DSACT("Pendulum-v1", TINY, seed=5)
+    a.learn(100, progress_bar=False)
+    b.learn(100, progress_bar=False)
+    act_a, _ = a.predict(np.zeros(3), deterministic=False)
+    act_b, _ = b.predict(np.zeros(3), deterministic=False)
+    assert np.array_equal(act_a, act_b)  # predict's own stream is seeded too
+    a.predict(np.zeros((4, 3)), deterministic=False)  # a draws more than b
+    a.learn(50, progress_bar=False)
+    b.learn(50, progress_bar=False)
+    assert all(torch.equal(p, q) for p, q in zip(_params(a.actor), _params(b.actor), strict=True))
+    assert a.last_stats == b.last_stats
+    assert np.array_equal(a.buffer.act[:150], b.buffer.act[:150])
+    for agent in (a, b):
+        agent.close()
+
+
+def test_log_prob_includes_the_half_range_term() -> None:
+    import copy
+    import math
+
+    agent = DSACT("Pendulum-v1", TINY, seed=0)  # Box [-2, 2]: half-range 2
+    assert agent.log_prob_offset == -math.log(2.0)
+    agent.learn(64, progress_bar=False)  # one update; the next one is a delayed (actor) step
+    gen = torch.Generator()
+    gen.set_state(agent.generator.get_state())
+    rng = copy.deepcopy(agent.rng)
+    batch = agent.buffer.sample(TINY.batch_size, rng)
+    agent.actor_target.sample(batch["next_obs"], gen)
+    torch.randn((2, TINY.batch_size), generator=gen)
+    with torch.no_grad():
+        _, raw = agent.actor.sample(batch["obs"], gen)  # log-density of the [-1, 1] action
+    stats = agent.train_step()
+    assert stats["entropy"] == pytest.approx(-float(raw.mean()) + math.log(2.0), abs=1e-5)
+    agent.close()
+    box = _BadEnv("reward")
+    box.action_space = gym.spaces.Box(
+        np.array([-3.0, 0.0], np.float32), np.array([3.0, 1.0], np.float32)
+    )
+    assert DSACT(box, TINY).log_prob_offset == pytest.approx(-math.log(1.5), abs=1e-12)

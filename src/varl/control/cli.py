@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,11 @@ def train(
     A checkpoint is written at every evaluation and at the end, so a killed run continues from
     its last checkpoint with ``resume`` (the environment starts a fresh episode there).
 
+    With ``resume`` the saved run's environment, seed and config win. ``config_path`` or ``out``
+    that disagree with the saved run are an error (the parser gives them no default, so they
+    were asked for); ``env_id``, ``seed`` and ``preset`` always carry the parser's defaults, so
+    a difference from the saved run is reported on stderr and ignored.
+
     Returns:
         0 on success.
 
@@ -73,6 +79,7 @@ def train(
         if not ckpt.is_file():
             raise FileNotFoundError(f"resume: no {CHECKPOINT} in {run_dir}")
         agent = DSACT.load(ckpt, log_dir=run_dir)
+        _check_resume_args(agent, run_dir, env_id, seed, config_path, preset, out)
     else:
         config = load_config(config_path, preset)
         run_dir = Path(out) if out is not None else Path("runs") / f"{env_id}-s{seed}"
@@ -101,6 +108,48 @@ def train(
     )
     agent.close()
     return 0
+
+
+def _check_resume_args(
+    agent: DSACT,
+    run_dir: Path,
+    env_id: str,
+    seed: int,
+    config_path: str | None,
+    preset: str,
+    out: str | None,
+) -> None:
+    """Rejects an explicit ``--config``/``--out`` that disagrees with the resumed run and
+    reports ignored ``--env``/``--seed``/``--preset`` values (the saved ones win)."""
+    if out is not None and Path(out).resolve() != run_dir.resolve():
+        agent.close()
+        raise ValueError(f"--out {out} differs from the resumed run folder {run_dir}; drop --out")
+    if config_path is not None:
+        asked = load_config(config_path, preset)
+        if asked != agent.config:
+            diff = sorted(
+                f.name
+                for f in dataclasses.fields(asked)
+                if getattr(asked, f.name) != getattr(agent.config, f.name)
+            )
+            agent.close()
+            raise ValueError(
+                f"--config {config_path} (over --preset {preset}) differs from the run saved in "
+                f"{run_dir} in {diff}; a resumed run keeps its saved config, drop --config"
+            )
+    ignored = []
+    if env_id != agent.env_id:
+        ignored.append(f"--env {env_id} (saved {agent.env_id})")
+    if seed != agent.seed:
+        ignored.append(f"--seed {seed} (saved {agent.seed})")
+    if config_path is None and load_config(None, preset) != agent.config:
+        ignored.append(f"--preset {preset} (the saved config is kept)")
+    if ignored:
+        print(  # noqa: T201
+            f"resume: the run saved in {run_dir} keeps its settings; ignoring "
+            + ", ".join(ignored),
+            file=sys.stderr,
+        )
 
 
 def evaluate(run_dir: str, *, episodes: int = 10) -> int:

@@ -21,6 +21,8 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import math
+import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from varl._checks import check_nonnegative, check_positive, check_unit_interval
+from varl._checks import check_fraction, check_nonnegative, check_positive, check_unit_interval
 from varl.control.buffer import ReplayBuffer
 from varl.control.evaluation import evaluate_policy
 from varl.control.networks import SquashedGaussianActor, TwinGaussianCritic
@@ -270,9 +272,46 @@ def polyak_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) 
 # --------------------------------------------------------------------------------------------
 
 
+_FLOAT_FIELDS = (
+    "actor_lr",
+    "critic_lr",
+    "alpha_lr",
+    "gamma",
+    "tau",
+    "tau_b",
+    "clip_xi",
+    "std_eps",
+    "target_noise_clip",
+    "init_log_alpha",
+    "target_entropy",
+    "td_bound",
+    "huber_delta",
+    "log_std_min",
+    "log_std_max",
+)
+_INT_FIELDS = (
+    "policy_delay",
+    "batch_size",
+    "buffer_size",
+    "learning_starts",
+    "train_freq",
+    "gradient_steps",
+    "num_envs",
+    "eval_every",
+    "eval_episodes",
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True, kw_only=True)
 class DSACTConfig:
     """Hyper-parameters of DSAC-T; the defaults are the paper's (spec §1.7, §6.4).
+
+    Every float field must be finite (NaN/inf is a ``ValueError`` naming the field), every
+    integer field a true integer (2.5 or True is rejected), ``tau`` and ``tau_b`` in (0, 1].
 
     See :data:`SMALL_BUDGET` for the preset used on small budgets (one gradient step per env
     step, 2×128 networks, spec §6.2).
@@ -313,7 +352,10 @@ class DSACTConfig:
     buffer_size: int = 1_000_000
     """Replay buffer capacity."""
     learning_starts: int = 10_000
-    """Env steps collected before the first gradient step."""
+    """Env steps collected before the first gradient step. Gradient steps start once the replay
+    buffer holds ``max(learning_starts, batch_size)`` transitions (capped at ``buffer_size``),
+    so a value below ``batch_size`` is allowed and a run resumed without its buffer refills it
+    first."""
     warmup: Literal["policy", "uniform"] = "policy"
     """Warm-up actions: from the initial policy (paper code) or uniform in the Box."""
     train_freq: int = 20
@@ -337,26 +379,46 @@ class DSACTConfig:
     eval_every: int = 5000
     """Evaluate the deterministic policy every this many env steps during ``learn`` (0: never)."""
     eval_episodes: int = 10
-    """Episodes per evaluation."""
+    """Episodes per evaluation (>= 1 when ``eval_every`` > 0)."""
 
     def __post_init__(self) -> None:
-        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+        if isinstance(self.hidden, (str, bytes)) or not self.hidden:
             raise ValueError(f"hidden: expected layer sizes >= 1, got {self.hidden!r}")
+        for h in self.hidden:
+            if not _is_int(h) or int(h) < 1:
+                raise ValueError(f"hidden: expected integer layer sizes >= 1, got {self.hidden!r}")
+        for name in _FLOAT_FIELDS:
+            value = getattr(self, name)
+            if value is None and name in ("tau_b", "target_entropy"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"{name}: expected a real number, got {value!r}")
+            if not math.isfinite(float(value)):
+                raise ValueError(f"{name}: expected a finite number, got {value!r}")
+        for name in _INT_FIELDS:
+            if not _is_int(getattr(self, name)):
+                raise ValueError(f"{name}: expected an integer, got {getattr(self, name)!r}")
         for name in ("actor_lr", "critic_lr", "alpha_lr", "clip_xi", "std_eps", "td_bound"):
             check_positive(getattr(self, name), name)
         check_positive(self.target_noise_clip, "target_noise_clip")
         check_positive(self.huber_delta, "huber_delta")
         check_unit_interval(self.gamma, "gamma")
-        check_unit_interval(self.tau, "tau")
+        check_fraction(self.tau, "tau")
         if self.tau_b is not None:
-            check_unit_interval(self.tau_b, "tau_b")
+            check_fraction(self.tau_b, "tau_b")
         for name in ("policy_delay", "batch_size", "buffer_size", "train_freq", "num_envs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name}: expected an integer >= 1, got {getattr(self, name)}")
         for name in ("gradient_steps", "eval_every", "eval_episodes"):
             check_nonnegative(getattr(self, name), name)
+        if self.eval_every > 0 and self.eval_episodes < 1:
+            raise ValueError(
+                f"eval_episodes: expected >= 1 when eval_every > 0, got {self.eval_episodes}"
+            )
         if self.learning_starts < 0:
             raise ValueError(f"learning_starts: expected >= 0, got {self.learning_starts}")
+        if not isinstance(self.auto_alpha, bool):
+            raise ValueError(f"auto_alpha: expected True or False, got {self.auto_alpha!r}")
         if self.batch_size > self.buffer_size:
             raise ValueError(
                 f"batch_size: {self.batch_size} is larger than buffer_size {self.buffer_size}"
@@ -380,6 +442,12 @@ class DSACTConfig:
         if unknown:
             raise ValueError(f"config: unknown field(s) {unknown}; known: {sorted(known)}")
         fixed = dict(values)
+        for name in _FLOAT_FIELDS:  # YAML 1.1 reads ``1e-4`` (no dot) as a string
+            if isinstance(fixed.get(name), str):
+                try:
+                    fixed[name] = float(fixed[name])
+                except ValueError as exc:
+                    raise ValueError(f"{name}: expected a number, got {fixed[name]!r}") from exc
         if "hidden" in fixed:
             fixed["hidden"] = tuple(fixed["hidden"])
         return cls(**fixed)
@@ -424,13 +492,21 @@ def _make_vector_env(
 class DSACT:
     """The DSAC-T agent: ``DSACT("Pendulum-v1", SMALL_BUDGET, seed=0).learn(15_000)``.
 
-    Two agents built with the same seed, config and environment produce identical runs on CPU.
+    Two agents built with the same seed, config and environment produce identical runs on CPU;
+    ``predict(deterministic=False)`` draws from its own generator (seeded from ``seed``), so
+    calling it does not change the training run.
+
+    Log-probabilities are those of the action in the environment's Box: the tanh-squashed
+    Gaussian density on [-1, 1] plus the constant −Σ log(half-range) of the affine map to the
+    bounds (spec §1.1), so ``target_entropy`` (−dim(A) by default) is an entropy in the
+    environment's action units, as in the authors' code.
 
     Args:
         env: A gymnasium environment id or an ``Env`` instance with a bounded ``Box`` action
             space. An id is made ``config.num_envs`` times for collection.
         config: Hyper-parameters (paper defaults when omitted).
-        seed: Seeds network initialisation, action noise, replay sampling and the environments.
+        seed: Seeds network initialisation, action noise, replay sampling, ``predict``'s own
+            noise and the environments.
         eval_env: Environment for :meth:`evaluate`; by default a fresh ``gym.make`` of the
             training environment's id (none when the environment has no id).
         log_dir: Folder for ``evaluations.csv`` (and TensorBoard scalars if ``tensorboard`` is
@@ -493,6 +569,14 @@ class DSACT:
         self.sigma_bar: Tensor | None = None
         self.buffer = ReplayBuffer(cfg.buffer_size, self.obs_dim, self.act_dim)
         self.generator = torch.Generator().manual_seed(self.seed)
+        # predict(deterministic=False) draws from its own stream so it never disturbs training
+        predict_seed = int(np.random.SeedSequence([self.seed, 1]).generate_state(1)[0])
+        self.predict_generator = torch.Generator().manual_seed(predict_seed)
+        half_range = (self.action_high - self.action_low) / 2.0
+        self.log_prob_offset = -float(np.log(half_range).sum())
+        """−Σ log(half-range): added to the [-1, 1] log-density (spec §1.1)."""
+        self.train_threshold = min(max(cfg.learning_starts, cfg.batch_size), cfg.buffer_size)
+        """Gradient steps need this many transitions in the buffer (see ``learning_starts``)."""
         self.rng = np.random.default_rng(self.seed)
         self.num_timesteps = 0
         self.num_updates = 0
@@ -527,7 +611,9 @@ class DSACT:
             raise ValueError(f"obs: expected shape [..., {self.obs_dim}], got {arr.shape}")
         with torch.no_grad():
             action, _ = self.actor.sample(
-                torch.from_numpy(arr.reshape(-1, self.obs_dim)), self.generator, deterministic
+                torch.from_numpy(arr.reshape(-1, self.obs_dim)),
+                self.predict_generator,
+                deterministic,
             )
         env_action = self._to_env_action(action.numpy())
         return (env_action[0] if single else env_action), None
@@ -556,6 +642,7 @@ class DSACT:
         policy = self.actor_target if cfg.use_target_policy else self.actor
         with torch.no_grad():
             next_act, next_log_prob = policy.sample(next_obs, self.generator)
+            next_log_prob = next_log_prob + self.log_prob_offset
             next_mean, next_std = self.critic_target(next_obs, next_act)
             noise = torch.randn(next_mean.shape, generator=self.generator)
         y_q, y_z = twin_targets(
@@ -624,6 +711,7 @@ class DSACT:
         """Actor and temperature steps, then Polyak averaging of the delayed targets."""
         cfg = self.config
         new_act, log_prob = self.actor.sample(obs, self.generator)
+        log_prob = log_prob + self.log_prob_offset
         self.critic.requires_grad_(False)
         q_means, _ = self.critic(obs, new_act)
         self.critic.requires_grad_(True)
@@ -665,6 +753,12 @@ class DSACT:
                     torch.as_tensor(obs, dtype=torch.float32), self.generator
                 )
             action = sampled.numpy()
+        if not np.all(np.isfinite(action)):
+            raise ValueError(
+                f"agent: the DSAC-T policy produced a non-finite action at env step "
+                f"{self.num_timesteps} (values {np.asarray(action).ravel()[:8]}); the actor's "
+                "parameters have diverged"
+            )
         next_obs, reward, terminated, truncated, info = self.env.step(self._to_env_action(action))
         self._check_finite("reward", reward)
         self._check_finite("observation", next_obs)
@@ -694,7 +788,8 @@ class DSACT:
             The agent itself.
 
         Raises:
-            ValueError: On a negative ``total_steps`` or a non-finite value from the env.
+            ValueError: On a negative ``total_steps``, a non-finite value from the env, or a
+                non-finite action from the agent (checked before the env is stepped).
         """
         if int(total_steps) < 0:
             raise ValueError(f"total_steps: expected >= 0, got {total_steps}")
@@ -710,7 +805,7 @@ class DSACT:
                 before = self.num_timesteps
                 self._collect()
                 bar.update(self.num_timesteps - before)
-                if self.num_timesteps >= cfg.learning_starts:
+                if len(self.buffer) >= self.train_threshold:
                     self._pending_steps += self.num_timesteps - before
                     while self._pending_steps >= cfg.train_freq:
                         self._pending_steps -= cfg.train_freq
@@ -811,6 +906,7 @@ class DSACT:
                 "pending_steps": self._pending_steps,
             },
             "torch_rng": self.generator.get_state(),
+            "predict_rng": self.predict_generator.get_state(),
             "numpy_rng": self.rng.bit_generator.state,
             "evaluations": list(self.evaluations),
         }
@@ -837,6 +933,8 @@ class DSACT:
         self.num_episodes = int(counters["num_episodes"])
         self._pending_steps = int(counters["pending_steps"])
         self.generator.set_state(state["torch_rng"])
+        if "predict_rng" in state:  # absent in checkpoints written before it existed
+            self.predict_generator.set_state(state["predict_rng"])
         self.rng.bit_generator.state = state["numpy_rng"]
         self.evaluations = [dict(e) for e in state["evaluations"]]
         if "buffer" in state:

@@ -111,22 +111,18 @@ def train_sb3_sac(
     eval_env = make_env(env_id)
     every = steps // cfg.eval_points
     curve: dict[str, list[float]] = {"step": [], "return": []}
-    eval_seconds = 0.0
 
     def on_step(locals_: dict[str, Any], _globals: dict[str, Any]) -> bool:
-        nonlocal eval_seconds
         n = int(locals_["self"].num_timesteps)
         if progress is not None:
             progress.update(1)
         if n % every == 0:
-            t0 = time.perf_counter()
             mean, _ = evaluate_policy(
                 lambda obs: model.predict(obs, deterministic=True)[0],
                 eval_env,
                 cfg.eval_episodes,
                 10_000 + seed,  # the seeds DSACT.evaluate uses
             )
-            eval_seconds += time.perf_counter() - t0
             curve["step"].append(float(n))
             curve["return"].append(mean)
         return True
