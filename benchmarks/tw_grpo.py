@@ -91,6 +91,42 @@ def step_times(weighting: str, steps: int) -> list[float]:
     return [h["step_time"] for h in trainer.state.log_history if "step_time" in h]
 
 
+def weight_seconds(repeats: int) -> float:
+    """Median seconds of the TW-GRPO weight computation alone on one generated batch (the
+    extra work a tw_grpo step does), timed on a fixed batch so generation lengths cannot differ."""
+    import statistics
+    import time
+
+    import datasets
+    import torch
+
+    from varl.experiments.tw_grpo import QUICK, warm_model
+    from varl.grpo.tiny import multi_answer_task
+    from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer
+    from varl.rewards.text import multi_choice, tag_format
+
+    model, tok = warm_model(QUICK, seed=0)
+    with tempfile.TemporaryDirectory() as out:
+        args = VarlGRPOConfig(
+            output_dir=out, use_cpu=True, report_to="none", save_strategy="no",
+            disable_tqdm=True, per_device_train_batch_size=32, num_generations=8,
+            max_completion_length=44, seed=0, beta=0.0, token_weighting="tw_grpo",
+        )  # fmt: skip
+        trainer = VarlGRPOTrainer(
+            model=model, processing_class=tok, reward_funcs=[multi_choice, tag_format],
+            args=args, train_dataset=datasets.Dataset.from_list(multi_answer_task() * 8),
+        )  # fmt: skip
+        batch = next(iter(trainer.get_train_dataloader()))
+        output = trainer._generate_and_score_completions(batch)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            with torch.no_grad():
+                trainer._tw_grpo_weights(output, "train")
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--G", type=int, default=8)
@@ -126,7 +162,12 @@ def main() -> None:
     )
     print(
         f"    none {m_none:.3f} s   tw_grpo {m_tw:.3f} s   "
-        f"overhead {100 * (m_tw / m_none - 1):.0f}%"
+        f"overhead {100 * (m_tw / m_none - 1):.0f}% (two training runs: generation lengths differ)"
+    )
+    w = weight_seconds(20)
+    print(
+        f"(c) the weight computation alone on one fixed batch: {w:.3f} s per step, "
+        f"{100 * w / m_none:.0f}% of a plain step"
     )
 
 
