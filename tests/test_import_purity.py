@@ -73,6 +73,11 @@ def test_detection_name_is_the_module() -> None:
     assert callable(detection) and detection.__name__ == "detection"
 
 
+def test_ctrl_u_needs_torch_only() -> None:
+    loaded = _heavy_modules_after("import varl.diffusion, varl.diffusion.ctrl_u")
+    assert {m.split(".")[0] for m in loaded} == {"torch"}
+
+
 def test_grpo_math_needs_torch_only() -> None:
     loaded = _heavy_modules_after(
         "import varl.grpo.advantages, varl.grpo.token_weights, varl.grpo.losses"
