@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +203,46 @@ def test_weight_logits_match_trl_logps_at_temperature(
     torch.testing.assert_close(ours[real], theirs[real], atol=2e-2, rtol=0)
     untempered = torch.log_softmax(logits * 0.7, -1).gather(-1, out["completion_ids"][:8, :, None])
     assert (untempered[..., 0][real] - theirs[real]).abs().max() > 0.1
+
+
+def test_std_filter_masks_low_variance_groups_and_resumes(
+    warm_model: tuple[Any, Any], tmp_path: Path
+) -> None:
+    model, tok = warm_model
+    args = _config(
+        tmp_path, std_filter=True, std_filter_beta=1.0, std_filter_warmup_steps=1, max_steps=4,
+        save_strategy="steps", save_steps=2,
+    )  # fmt: skip
+    trainer = _trainer(VarlGRPOTrainer, model, tok, args)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.model.train()  # the filter acts on training batches only
+    loader = iter(trainer.get_train_dataloader())
+    trainer._generate_and_score_completions(next(loader))  # warm-up: seeds the EMA, keeps all
+    assert trainer.std_filter is not None and trainer.std_filter.ema is not None
+    threshold = trainer.std_filter.threshold
+    out = trainer._generate_and_score_completions(next(loader))
+    rewards = (trainer._gathered_rewards * trainer.reward_weights).nansum(1).view(-1, G)
+    low = rewards.std(dim=1) < threshold  # groups below beta * EMA must be masked
+    adv = out["advantages"].view(-1, G)
+    assert torch.all(adv[low] == 0)
+    assert low.any() or not torch.all(adv == 0)
+
+    trainer = _trainer(VarlGRPOTrainer, model, tok, args)
+    trainer.train()
+    saved = json.loads((tmp_path / "checkpoint-2" / "varl_state.json").read_text())
+    assert saved["std_filter"]["steps"] >= 2
+    logged = [h for h in trainer.state.log_history if "std_filter/kept_frac" in h]
+    assert logged and all(0.0 <= h["std_filter/kept_frac"] <= 1.0 for h in logged)
+    straight = json.loads((tmp_path / "checkpoint-4" / "varl_state.json").read_text())
+    # Resume from step 2: the restored filter (and trl's restored RNG) give the same final state.
+    resumed = _trainer(VarlGRPOTrainer, model, tok, args)
+    resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    again = json.loads((tmp_path / "checkpoint-4" / "varl_state.json").read_text())
+    assert again == straight and again["std_filter"]["steps"] == 4
+
+
+def test_std_filter_config_validation(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="beta: expected a finite number > 0"):
+        _config(tmp_path, std_filter=True, std_filter_beta=0.0)
+    with pytest.raises(ValueError, match=r"ema_decay: expected a number in \(0, 1\)"):
+        _config(tmp_path, std_filter=True, std_filter_ema_decay=1.5)

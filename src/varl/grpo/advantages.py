@@ -91,6 +91,17 @@ def group_advantages(
     return torch.where(torch.isnan(rewards), torch.zeros_like(rewards), centred)
 
 
+def group_std(rewards: Tensor, *, unbiased: bool = True) -> Tensor:
+    """Within-group std ``[B]`` of ``[B, G]`` rewards, NaN entries left out (0 below 2 values).
+
+    Example:
+        >>> group_std(torch.tensor([[1.0, 0.0], [1.0, 1.0]])).tolist()  # doctest: +ELLIPSIS
+        [0.707..., 0.0]
+    """
+    _check_rewards(rewards)
+    return _group_moments(rewards, unbiased)[1]
+
+
 class GroupRewardStats(NamedTuple):
     """Summary of a batch of group rewards, as TRL logs them.
 

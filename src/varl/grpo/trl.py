@@ -19,15 +19,20 @@ Metrics: trl's own names, plus ``tw/weight_mean`` and ``tw/weight_max`` over com
 
 from __future__ import annotations
 
+import json
 import math
 import textwrap
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
+from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer, TrlParser
 
+from varl.grpo.advantages import group_std
 from varl.grpo.losses import AGGREGATIONS
+from varl.grpo.selection import RewardStdFilter
 from varl.grpo.token_weights import tw_grpo_token_weights
 
 __all__ = ["TrlParser", "VarlGRPOConfig", "VarlGRPOTrainer"]
@@ -35,6 +40,7 @@ __all__ = ["TrlParser", "VarlGRPOConfig", "VarlGRPOTrainer"]
 TOKEN_WEIGHTINGS = ("none", "tw_grpo")
 # The trl loss_type computing each varl aggregation (trl.GRPOTrainer._compute_loss).
 TRL_LOSS_TYPE = {"seq_mean": "grpo", "token_mean": "bnpo", "fixed_length": "dr_grpo"}
+VARL_STATE_FILE = "varl_state.json"  # varl's own state inside a trainer checkpoint folder
 # Most logits (floats) one weighting forward pass may produce: 2**26 floats = 256 MiB in float32.
 _LOGITS_BUDGET = 2**26
 # Inputs a vision-language model's forward needs besides the token ids (trl 1.16 output keys).
@@ -61,6 +67,12 @@ class VarlGRPOConfig(GRPOConfig):
             at chunk × G × V floats), >= 1.
         tw_normalize_over: ``"all"`` positions (reference) or ``"valid"`` ones for the min-max.
 
+    Parameters that control the RLPR std filter (arXiv 2506.18254):
+        std_filter: Zero the advantages of groups whose reward std is below
+            ``std_filter_beta`` × EMA of the mean group std (:class:`~varl.grpo.selection.
+            RewardStdFilter`); the filtered groups are masked, not regenerated.
+        std_filter_beta, std_filter_ema_decay, std_filter_warmup_steps: Its settings.
+
     Parameters that control the loss:
         loss_aggregation: None keeps trl's ``loss_type``; ``"seq_mean"``, ``"token_mean"`` or
             ``"fixed_length"`` set it to trl's ``"grpo"``, ``"bnpo"`` or ``"dr_grpo"``.
@@ -79,6 +91,19 @@ class VarlGRPOConfig(GRPOConfig):
     loss_aggregation: str | None = field(
         default=None,
         metadata={"help": "None (keep loss_type) or 'seq_mean', 'token_mean', 'fixed_length'."},
+    )
+    std_filter: bool = field(
+        default=False,
+        metadata={"help": "RLPR std filter: zero the advantages of low-variance groups."},
+    )
+    std_filter_beta: float = field(
+        default=0.5, metadata={"help": "Keep a group when its reward std >= beta * EMA (> 0)."}
+    )
+    std_filter_ema_decay: float = field(
+        default=0.99, metadata={"help": "EMA decay of the mean group std, in (0, 1)."}
+    )
+    std_filter_warmup_steps: int = field(
+        default=5, metadata={"help": "Generation batches that only seed the EMA (>= 1)."}
     )
 
     def __post_init__(self) -> None:
@@ -102,6 +127,10 @@ class VarlGRPOConfig(GRPOConfig):
                     f"got {self.loss_aggregation!r}"
                 )
             self.loss_type = TRL_LOSS_TYPE[self.loss_aggregation]
+        if self.std_filter:  # the filter validates its own settings
+            RewardStdFilter(
+                self.std_filter_beta, self.std_filter_ema_decay, self.std_filter_warmup_steps
+            )
         super().__post_init__()
         if self.token_weighting == "tw_grpo":
             # The weights compare the G completions of a prompt, so each process must generate
@@ -141,6 +170,21 @@ class VarlGRPOTrainer(GRPOTrainer):
                 f"args: expected a VarlGRPOConfig, got {type(self.args).__name__} "
                 "(use trl.GRPOTrainer for a plain GRPOConfig)"
             )
+        self.std_filter: RewardStdFilter | None = None
+        if self.args.std_filter:
+            self.std_filter = RewardStdFilter(
+                self.args.std_filter_beta,
+                self.args.std_filter_ema_decay,
+                self.args.std_filter_warmup_steps,
+            )
+        self._gathered_rewards: torch.Tensor | None = None
+
+    # Extends trl.GRPOTrainer._calculate_rewards (trl 1.16): keep the gathered per-function
+    # rewards, which the std filter needs after trl has computed the advantages.
+    def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        rewards_per_func: torch.Tensor = super()._calculate_rewards(*args, **kwargs)
+        self._gathered_rewards = rewards_per_func
+        return rewards_per_func
 
     # Extends trl.GRPOTrainer._generate_and_score_completions (trl 1.16): after trl has generated,
     # scored and computed the (local) advantages, scale them token by token.
@@ -156,7 +200,61 @@ class VarlGRPOTrainer(GRPOTrainer):
             gathered_max = self.accelerator.gather(weights.max().detach()).max().item()
             self._metrics[mode]["tw/weight_mean"].append(gathered_mean)
             self._metrics[mode]["tw/weight_max"].append(gathered_max)
+        if self.std_filter is not None and self.model.training:
+            output["advantages"] = self._apply_std_filter(output)
         return output
+
+    def _apply_std_filter(self, output: dict[str, Any]) -> torch.Tensor:
+        """Zeroes the local advantages of the groups the RLPR std filter drops.
+
+        The group stds come from the rewards gathered over all processes, so every process steps
+        the same filter state; each then masks its own slice, as trl slices its advantages.
+        """
+        rpf = self._gathered_rewards
+        if rpf is None:
+            raise RuntimeError("std_filter: the gathered rewards of this batch are missing")
+        weights = self.reward_weights.to(rpf.device).unsqueeze(0)
+        rewards = (rpf * weights).nansum(dim=1)
+        rewards[torch.isnan(rpf).all(dim=1)] = torch.nan
+        g = self.num_generations
+        stds = group_std(rewards.view(-1, g).float()).cpu().numpy()
+        keep = torch.as_tensor(self.std_filter.step(stds), device=rpf.device)  # type: ignore[union-attr]
+        n = output["completion_ids"].size(0)
+        index = self.accelerator.process_index * n + torch.arange(n, device=rpf.device)
+        local_keep = keep[index // g].to(output["advantages"].dtype)
+        mode = "train"
+        self._metrics[mode]["std_filter/kept_frac"].append(float(keep.float().mean()))
+        threshold = self.std_filter.threshold  # type: ignore[union-attr]
+        if threshold is not None:
+            self._metrics[mode]["std_filter/threshold"].append(threshold)
+        advantages: torch.Tensor = output["advantages"]
+        return advantages * (local_keep[:, None] if advantages.dim() == 2 else local_keep)
+
+    # Extends transformers.Trainer._save_checkpoint: the std filter's EMA state goes into the
+    # checkpoint folder, so a resumed run filters exactly as the uninterrupted one would.
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.std_filter is not None and self.args.should_save:
+            folder = (
+                Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+            )
+            state = {"std_filter": self.std_filter.state_dict()}
+            (folder / VARL_STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, **kwargs: Any) -> Any:
+        """``Trainer.train`` that also restores varl's state (the std filter) on resume."""
+        path = resume_from_checkpoint
+        if path is True:
+            path = get_last_checkpoint(self.args.output_dir)
+        if isinstance(path, str) and self.std_filter is not None:
+            saved = Path(path) / VARL_STATE_FILE
+            if not saved.is_file():
+                raise ValueError(
+                    f"resume_from_checkpoint: {path!r} has no {VARL_STATE_FILE} with the std "
+                    "filter's state (was it written without std_filter?)"
+                )
+            self.std_filter.load_state_dict(json.loads(saved.read_text())["std_filter"])
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     @torch.no_grad()
     def _completion_logits(self, output: dict[str, Any], rows: slice) -> torch.Tensor:
