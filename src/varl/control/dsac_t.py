@@ -272,36 +272,6 @@ def polyak_update(target: torch.nn.Module, online: torch.nn.Module, tau: float) 
 # --------------------------------------------------------------------------------------------
 
 
-_FLOAT_FIELDS = (
-    "actor_lr",
-    "critic_lr",
-    "alpha_lr",
-    "gamma",
-    "tau",
-    "tau_b",
-    "clip_xi",
-    "std_eps",
-    "target_noise_clip",
-    "init_log_alpha",
-    "target_entropy",
-    "td_bound",
-    "huber_delta",
-    "log_std_min",
-    "log_std_max",
-)
-_INT_FIELDS = (
-    "policy_delay",
-    "batch_size",
-    "buffer_size",
-    "learning_starts",
-    "train_freq",
-    "gradient_steps",
-    "num_envs",
-    "eval_every",
-    "eval_episodes",
-)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
@@ -451,6 +421,16 @@ class DSACTConfig:
         if "hidden" in fixed:
             fixed["hidden"] = tuple(fixed["hidden"])
         return cls(**fixed)
+
+
+# The numeric fields __post_init__ validates, read off the annotations so a new field is
+# checked without being listed twice.
+_FLOAT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(DSACTConfig) if f.type in ("float", "float | None")
+)
+_INT_FIELDS = tuple(
+    f.name for f in dataclasses.fields(DSACTConfig) if f.type in ("int", "int | None")
+)
 
 
 SMALL_BUDGET = DSACTConfig(
