@@ -182,3 +182,5 @@ def test_actor_temperature_and_polyak() -> None:
         target.weight.fill_(0.0)
     polyak_update(target, online, 0.25)
     assert_allclose(target.weight.item(), 0.25)
+    with pytest.raises(ValueError, match="target/online"):
+        polyak_update(torch.nn.Linear(1, 1), torch.nn.Linear(1, 1, bias=False), 0.25)
