@@ -72,7 +72,7 @@ def estimate_acceptance_and_grad_norms(
     was_training = model.training
     model.eval()
     for i, prompt in enumerate(prompts):
-        enc = tokenizer([prompt], return_tensors="pt", add_special_tokens=False)
+        enc = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(model.device)
         with torch.no_grad():
             out = model.generate(
                 **enc,
