@@ -33,7 +33,10 @@ class _FakeSolver:
 
 def test_signature_and_joint_layout() -> None:
     meta = [np.array([[1.0, 1.0], [2.0, -10.0]]), np.array([[1.0, 0.0], [0.0, 1.0]])]
-    marginals, joint = rae_meta_strategy(_FakeSolver(meta), return_joint=True, gamma=0.5)
+    # τ = 1e-3 in payoff units (the spec's table); solve_rae's τ is relative to the scale 12.
+    marginals, joint = rae_meta_strategy(
+        _FakeSolver(meta), return_joint=True, gamma=0.5, tau=1e-3 / 12
+    )
     assert_allclose(marginals[0], [0.70, 0.30], atol=0.02)
     assert_allclose(joint, np.outer(marginals[0], marginals[1]).ravel())
     assert_allclose(joint_from_marginals([[0.5, 0.5], [1.0, 0.0], [0.25, 0.75]]).sum(), 1.0)

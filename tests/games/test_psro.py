@@ -180,7 +180,8 @@ def test_value_iteration_oracle_and_monte_carlo_entries() -> None:
 
 
 def test_rae_meta_solver_is_solve_rae() -> None:
-    sigma = rae_meta_solver(0.5)([np.asarray(p) for p in T2.payoffs])
+    # τ = 1e-3 in payoff units, as in the spec's table: solve_rae's τ is relative to the scale 12.
+    sigma = rae_meta_solver(0.5, tau=1e-3 / 12)([np.asarray(p) for p in T2.payoffs])
     assert_allclose(sigma[0], [0.70, 0.30], atol=0.02)
 
 

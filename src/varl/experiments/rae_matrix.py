@@ -29,7 +29,7 @@ import numpy as np
 from varl.experiments.result import ExperimentResult, Panel, ProgressBar, Series
 from varl.games.nash import solve_nash
 from varl.games.normal_form import NormalFormGame
-from varl.games.rae import expected_payoff, payoff_variance, solve_rae
+from varl.games.rae import expected_payoff, payoff_scale, payoff_variance, solve_rae
 
 DESCRIPTION = "RAE (2205.15434): variance at RAE vs Nash on a high-risk game and random games"
 PAPER = "A Game-Theoretic Framework for Managing Risk in Multi-Agent Systems (arXiv 2205.15434)"
@@ -109,7 +109,11 @@ def run(
     nash_var, nash_mean = payoff_variance(T2, nash, 0), expected_payoff(T2, nash, 0)
     frontier = []
     for gamma in cfg.frontier_gammas:
-        sol = solve_rae(T2, gamma=gamma, tau=cfg.tau, iterations=cfg.t2_iterations)
+        # cfg.tau is in payoff units; solve_rae's τ and tol are relative to the payoff scale.
+        s = payoff_scale(T2)
+        sol = solve_rae(
+            T2, gamma=gamma, tau=cfg.tau / s, tol=1e-4 / s, iterations=cfg.t2_iterations
+        )
         frontier.append((gamma, float(sol.variance[0]), float(sol.mean[0]), sol.gap))
         if progress is not None:
             progress.update(1)
@@ -128,12 +132,14 @@ def run(
         for _ in range(cfg.n_games):
             game = random_risky_game(rng, cfg)
             records["nash"].append(_total_variance(game, solve_nash(game)))
-            sfp0 = solve_rae(game, gamma=0.0, tau=cfg.game_tau, iterations=cfg.game_iterations)
+            s = payoff_scale(game)
+            tau, tol, its = cfg.game_tau / s, 1e-4 / s, cfg.game_iterations
+            sfp0 = solve_rae(game, gamma=0.0, tau=tau, tol=tol, iterations=its)
             records["sfp0"].append(_total_variance(game, sfp0.profile))
             if progress is not None:
                 progress.update(1)
             for g in cfg.game_gammas:
-                sol = solve_rae(game, gamma=g, tau=cfg.game_tau, iterations=cfg.game_iterations)
+                sol = solve_rae(game, gamma=g, tau=tau, tol=tol, iterations=its)
                 records[f"rae{g:g}"].append(float(sol.variance.sum()))
                 records[f"rae{g:g}_pgap"].append(sol.perturbed_gap)
                 if progress is not None:

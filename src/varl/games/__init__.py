@@ -24,7 +24,7 @@ Example:
     >>> game = NormalFormGame.from_bimatrix([[1, 1], [2, -10]], [[1, 0], [0, 1]])
     >>> sol = solve_rae(game, gamma=0.5)
     >>> [round(float(p), 2) for p in sol.profile[0]]
-    [0.71, 0.29]
+    [0.74, 0.26]
 """
 
 from varl.games.nash import exploitability, nash_conv, nash_equilibria, solve_nash

@@ -689,7 +689,8 @@ def psro(
             risk-aware oracle and in the gains; 0 makes everything risk neutral. None means 0.5
             for the "rae" meta-solver and 0 for "nash", "uniform" and callables, so that a Nash
             baseline is risk neutral throughout; a γ > 0 with "nash" or "uniform" is an error.
-        tau: SFP temperature of the "rae" and "nash" meta-solvers.
+        tau: SFP temperature of the "rae" and "nash" meta-solvers, relative to the meta-game's
+            payoff scale (see :func:`varl.games.rae.solve_rae`).
         sfp_iterations: SFP iterations of those meta-solvers.
         gain_tol: A best response joins its population only if it improves on σ_i by more
             (in payoff units; keep it above the SFP meta-solver's own slack, ~τ·log|Π|).

@@ -34,6 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from varl._checks import FloatArray, as_float_array, as_probability_vector, check_nonnegative
+from varl.games._mv_kernels import SMALL_N, entropic_newton, simplex_qp
 from varl.games.normal_form import NormalFormGame, as_game
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "mean_variance_utility",
     "payoff_covariance",
     "payoff_matrix",
+    "payoff_scale",
     "payoff_variance",
     "rae_best_response",
     "rae_gap",
@@ -261,6 +263,32 @@ def mean_variance_utility(
 # --- best responses ---------------------------------------------------------------------------
 
 
+def _as_payoff_matrix(m: ArrayLike) -> FloatArray:
+    """``m`` as a finite, non-empty float64 ``[n, m]`` matrix (one conversion, one scan)."""
+    mat = m if isinstance(m, np.ndarray) and m.dtype == np.float64 else as_float_array(m, "m")
+    if mat.ndim != 2 or 0 in mat.shape:
+        raise ValueError(f"m: expected a non-empty [n, m] matrix, got shape {mat.shape}")
+    if not math.isfinite(float(np.abs(mat).max())):  # NaN propagates through max
+        raise ValueError("m: contains NaN or inf")
+    return mat
+
+
+def _as_weights(w: ArrayLike, size: int) -> FloatArray:
+    """``w`` as a probability vector of length ``size`` (the check of ``as_probability_vector``
+    with two reductions; vectors off the simplex by rounding are clipped and renormalised)."""
+    if not (isinstance(w, np.ndarray) and w.dtype == np.float64 and w.shape == (size,)):
+        return as_probability_vector(w, "w", size=size)
+    arr = w
+    total = float(arr.sum())
+    low = float(arr.min())
+    if not (math.isfinite(total) and low >= -1e-6 and abs(total - 1.0) <= 1e-6):
+        return as_probability_vector(w, "w", size=size)  # raises with the full message
+    if low < 0.0 or total != 1.0:
+        arr = np.clip(arr, 0.0, None)
+        arr /= arr.sum()
+    return arr
+
+
 def mean_variance_best_response(
     m: ArrayLike,
     w: ArrayLike,
@@ -274,47 +302,58 @@ def mean_variance_best_response(
     """Maximiser over the simplex of ``p^T μ − γ p^T Σ p + τ H(p)`` for one payoff matrix.
 
     The array-level solver behind :func:`rae_best_response` (nashpy style: a function of payoff
-    arrays). With ``μ = M w`` and ``Σ = Z diag(w) Z^T``, ``Z = M − μ 1^T``:
+    arrays). With ``μ = M w``, ``Σ = Z diag(w) Z^T``, ``Z = M − μ 1^T`` and the factor
+    ``Y = Z diag(sqrt(2γw))`` (so ``γ p^T Σ p = ½ ||Y^T p||²``):
 
+    * ``τ = 0``: a primal active-set method for the concave QP on the simplex. Only the columns
+      of ``Σ`` of the free actions are formed and each face is solved exactly (Cholesky in a
+      basis of ``{Σ d = 0}``; an eigen-decomposition decides on singular faces, e.g. duplicate
+      actions). It is exact up to rounding and returns one maximiser (unique when Σ is positive
+      definite on the simplex).
     * ``τ > 0`` (strictly concave, unique maximiser): Newton's method on the smooth, strongly
-      convex dual ``min_λ τ·logsumexp((μ − Z λ)/τ) + Σ_j λ_j² / (4 γ w_j)``, whose primal point
-      is ``p(λ) = softmax((μ − Z λ)/τ)``. It stops when the duality gap — an upper bound on how
-      far ``p`` is from the optimal value — is at most ``tol``. Each Newton system is solved in
-      the support of ``p`` (Woodbury identity), so a near-pure response is cheap.
-    * ``τ = 0``: a primal active-set method for the concave QP on the simplex; it is exact up to
-      rounding and returns one maximiser (unique when Σ is positive definite on the simplex).
+      convex dual ``min_λ τ·logsumexp((μ − Y λ)/τ) + ½ ||λ||²``, whose primal point is
+      ``p(λ) = softmax((μ − Y λ)/τ)``, stopped when the exact duality gap ``½ ||λ − Y^T p||²``
+      — an upper bound on how far ``p``'s objective is from the optimum — is at most ``tol``.
+      Each Newton system is factored in the smaller of the support of ``p`` and the opponent
+      actions. Without ``init``, a small τ starts from the τ = 0 solution; if Newton stalls, the
+      solve follows the central path (τ' from the payoff spread down to τ).
     * ``γ = 0`` or Σ = 0: ``softmax(μ/τ)``, or the lowest-index maximiser of μ when τ = 0.
+
+    Every internal tolerance is relative to the problem's scale, so scaling the payoffs by
+    ``c > 0``, γ by ``1/c`` and τ, ``tol`` by ``c`` returns the same strategy up to rounding.
 
     Args:
         m: Payoffs ``[n, m]`` of the n own actions against m joint opponent actions.
         w: Opponent joint-action probabilities ``[m]``.
         gamma: Risk aversion γ >= 0.
-        tau: Entropy temperature τ >= 0.
+        tau: Entropy temperature τ >= 0 (in payoff units).
         init: Optional warm start ``[n]`` on the simplex (e.g. the previous response of a
             learning loop); used by the τ > 0 solver only.
         tol: Required duality gap (objective accuracy, in payoff units) for τ > 0; the
             strategy itself is then within about ``sqrt(2 tol / κ)`` of the maximiser, κ the
-            objective's curvature (pass ~1e-14 for strategies accurate to ~1e-8).
+            objective's curvature (pass ~1e-14 for strategies accurate to ~1e-8). Values below
+            float64 resolution (1e-15 times the payoff spread) are raised to it.
         max_iter: Newton (τ > 0) or active-set (τ = 0, times n) iteration budget.
 
     Returns:
         The best response ``p [n]`` on the simplex.
 
     Raises:
-        ValueError: On non-finite payoffs, ``w`` off the simplex, or γ, τ < 0.
+        TypeError: On non-numeric payoffs or weights.
+        ValueError: On non-finite payoffs, ``w`` off the simplex, or γ, τ, tol < 0.
         RuntimeError: If the solver does not reach ``tol`` within its budget.
     """
-    mat = as_float_array(m, "m", finite=True)
-    if mat.ndim != 2 or 0 in mat.shape:
-        raise ValueError(f"m: expected a non-empty [n, m] matrix, got shape {mat.shape}")
-    weights = as_probability_vector(w, "w", size=mat.shape[1])
+    mat = _as_payoff_matrix(m)
+    weights = _as_weights(w, mat.shape[1])
     gam = check_nonnegative(gamma, "gamma")
     tmp = check_nonnegative(tau, "tau")
     check_nonnegative(tol, "tol")
     start = None if init is None else as_probability_vector(init, "init", size=mat.shape[0])
-    keep = weights > 0.0
-    mu, z = _moments(mat[:, keep], weights[keep])
-    p, _ = _best_response(mu, z, weights[keep], gam, tmp, start, tol, max_iter)
+    if float(weights.min()) <= 0.0:
+        keep = weights > 0.0
+        mat, weights = mat[:, keep], weights[keep]
+    mu, z = _moments(mat, weights)
+    p, _ = _best_response(mu, z, weights, gam, tmp, start, tol, max_iter)
     return p
 
 
@@ -329,206 +368,74 @@ def _best_response(
     max_iter: int,
 ) -> tuple[FloatArray, float]:
     """Dispatches to the right solver; returns the response and its objective value."""
-    risky = gamma > 0.0 and bool(np.any(z != 0.0))
+    y = z * np.sqrt((2.0 * gamma) * w) if gamma > 0.0 else z
+    risky = gamma > 0.0 and bool(y.any())
     if not risky:
         if tau > 0.0:
             a = mu / tau
-            e = np.exp(a - a.max())
-            p = e / e.sum()
-            return p, tau * float(a.max() + np.log(e.sum()))
+            top = float(a.max())
+            e = np.exp(a - top)
+            total = float(e.sum())
+            return e / total, tau * (top + math.log(total))
         p = np.zeros_like(mu)
         p[int(np.argmax(mu))] = 1.0
         return p, float(mu.max())
     if tau > 0.0:
-        return _entropic_newton(mu, z, w, gamma, tau, init, tol, max_iter)
-    p = _simplex_qp(mu, z, w, gamma, max_iter * (len(mu) + 1))
-    return p, _objective(p, mu, z, w, gamma, 0.0)
+        return _entropic(mu, y, tau, init, tol, max_iter)
+    p = simplex_qp(mu, y, max_iter * (len(mu) + 1))
+    v = p @ y
+    return p, float(p @ mu) - 0.5 * float(v @ v)
 
 
-def _entropic_newton(
+def _entropic(
     mu: FloatArray,
-    z: FloatArray,
-    w: FloatArray,
-    gamma: float,
+    y: FloatArray,
     tau: float,
     init: FloatArray | None,
     tol: float,
     max_iter: int,
 ) -> tuple[FloatArray, float]:
-    """Newton on the dual of the entropy-regularised mean–variance problem (τ, γ > 0).
+    """Entropy-regularised best response (τ > 0, Y ≠ 0) by dual Newton (see the kernel).
 
-    Dual: ``D(λ) = τ·lse((μ − Zλ)/τ) + Σ_j λ_j² / (2 c_j)`` with ``c = 2γw``; its gradient is
-    ``−Z^T p + λ/c`` and its Hessian ``diag(1/c) + Z^T (diag(p) − p p^T) Z / τ``. At the optimum
-    ``λ = c ⊙ Z^T p``, which also maps a primal warm start to a dual one.
-
-    For small τ the log-sum-exp is nearly piecewise linear and Newton can zig-zag between its
-    kinks. A warm start gets a short budget; if it stalls, the solve follows the central path
-    instead: τ' = ``spread(μ)`` down to τ by factors of 10, each stage warm-started from the last.
+    The dual optimum is ``λ = Y^T p``, which maps a primal warm start to a dual one. For small τ
+    the log-sum-exp is nearly piecewise linear and Newton can zig-zag between its kinks; a cold
+    start therefore uses the τ = 0 solution when τ is below a tenth of the payoff spread. A start
+    gets a short budget; if it stalls, the solve follows the central path instead:
+    τ' = spread down to τ by factors of 10, each stage warm-started from the last.
     """
-    c = 2.0 * gamma * w  # [m] > 0
+    n = len(mu)
+    diag = np.einsum("km,km->k", y, y)  # diagonal of Q = Y Y^T
+    if n <= SMALL_N:  # reductions of short vectors are cheaper through Python floats
+        mul = mu.tolist()
+        spread = max(mul) - min(mul) + max(diag.tolist())
+    else:
+        spread = float(mu.max() - mu.min()) + float(diag.max())
+    tol = max(tol, 1e-15 * spread)
     if init is None:
-        a0 = mu / tau
-        init = np.exp(a0 - a0.max())
-        init /= init.sum()
-    lam = c * (z.T @ init)
-    p, primal, lam, ok = _newton_stage(mu, z, w, c, gamma, tau, lam, tol, min(max_iter, 30))
+        if tau < 0.1 * spread:
+            init = simplex_qp(mu, y, 200 * (n + 1))
+        else:
+            a = mu / tau
+            init = np.exp(a - a.max())
+            init /= init.sum()
+    p, value, lam, ok = entropic_newton(mu, y, tau, init @ y, tol, min(max_iter, 30))
     if ok:
-        return p, primal
-    spread = float(np.ptp(mu)) + float(np.abs(z).max()) ** 2 * gamma + tau
+        return p, value
     stage_tau = max(spread, tau)
-    lam = np.zeros_like(c)  # λ = 0 is the optimum's neighbour when τ' is large
+    lam = np.zeros(y.shape[1])  # λ = 0 is the optimum's neighbour when τ' is large
     while True:
         last = stage_tau <= tau
         stage_tol = tol if last else max(tol, 1e-3 * stage_tau)
-        p, primal, lam, ok = _newton_stage(mu, z, w, c, gamma, stage_tau, lam, stage_tol, max_iter)
+        p, value, lam, ok = entropic_newton(mu, y, stage_tau, lam, stage_tol, max_iter)
         if last:
             break
         stage_tau = max(stage_tau / 10.0, tau)
     if ok:
-        return p, primal
+        return p, value
     raise RuntimeError(
         f"mean-variance best response did not converge to tol {tol:.3g} in {max_iter} Newton "
         "steps per stage (raise max_iter or tol)"
     )
-
-
-def _newton_stage(
-    mu: FloatArray,
-    z: FloatArray,
-    w: FloatArray,
-    c: FloatArray,
-    gamma: float,
-    tau: float,
-    lam: FloatArray,
-    tol: float,
-    max_iter: int,
-) -> tuple[FloatArray, float, FloatArray, bool]:
-    """Damped Newton on the dual at one τ; returns ``(p, primal value, λ, converged)``."""
-
-    def dual(lam: FloatArray) -> tuple[float, FloatArray]:
-        a = (mu - z @ lam) / tau
-        top = float(a.max())
-        e = np.exp(a - top)
-        total = float(e.sum())
-        return tau * (top + math.log(total)) + 0.5 * float(lam @ (lam / c)), e / total
-
-    d_val, p = dual(lam)
-    scale = 1.0 + abs(d_val)
-    for _ in range(max_iter):
-        y = z.T @ p
-        primal = float(p @ mu) - gamma * float(w @ (y * y)) + tau * _entropy(p)
-        if d_val - primal <= tol:
-            return p, primal, lam, True
-        grad = lam / c - y
-        support = p > 1e-16
-        ps = p[support]
-        ys = z[support]  # [k, m]
-        v = -c * grad  # A^{-1}(−g), A = diag(1/c)
-        kmat = (ys * c) @ ys.T  # [k, k]
-        cmat = (np.diag(ps) - np.outer(ps, ps)) / tau
-        x = np.linalg.solve(np.eye(len(ps)) + cmat @ kmat, cmat @ (ys @ v))
-        step = v - c * (ys.T @ x)
-        slope = float(grad @ step)
-        if not slope < 0.0:
-            break
-        t = 1.0
-        while t > 1e-6:  # smaller steps mean the model is wrong: let the caller re-route
-            new_val, new_p = dual(lam + t * step)
-            if new_val <= d_val + 1e-4 * t * slope:
-                break
-            t *= 0.5
-        else:
-            break
-        lam, d_val, p = lam + t * step, new_val, new_p
-    y = z.T @ p
-    primal = float(p @ mu) - gamma * float(w @ (y * y)) + tau * _entropy(p)
-    # Rounding can stall the line search just above a tiny tol: accept what float64 allows.
-    return p, primal, lam, d_val - primal <= max(tol, 1e-12 * scale)
-
-
-def _simplex_qp(
-    mu: FloatArray, z: FloatArray, w: FloatArray, gamma: float, max_iter: int
-) -> FloatArray:
-    """Primal active-set method: minimise ``½ p^T Q p − μ^T p`` over the simplex, with the PSD
-    ``Q = 2γ Z diag(w) Z^T`` used through products and its free-set block only.
-
-    Keeps a free set F (the other coordinates are fixed at 0). Each step solves the
-    equality-constrained problem on F (``1^T d = 0``) in an orthonormal basis of that subspace;
-    if Q is singular there and the gradient has a component along its null space, that
-    zero-curvature descent direction is followed to the boundary. A zero step with every
-    multiplier ``g_k − ν`` of the fixed coordinates >= 0 is optimal (KKT for a convex QP);
-    otherwise the most negative one is freed.
-    """
-    n = len(mu)
-    zw = z * w  # [n, m]
-    diag = 2.0 * gamma * np.einsum("km,km->k", zw, z)  # |Q_kl| <= max diag (Q is PSD)
-    scale = max(1.0, float(np.abs(mu).max()), float(diag.max()))
-    eps = 1e-12 * scale
-    start = int(np.argmax(mu - 0.5 * diag))
-    p = np.zeros(n)
-    p[start] = 1.0
-    free = [start]
-    face_optimal = True  # a vertex is optimal on its own (zero-dimensional) face
-    for _ in range(max_iter):
-        grad = 2.0 * gamma * (zw @ (z.T @ p)) - mu
-        f_idx = np.asarray(free)
-        if not face_optimal:
-            q_free = 2.0 * gamma * (zw[f_idx] @ z[f_idx].T)
-            d_free, unbounded = _equality_step(q_free, grad[f_idx], eps)
-            if unbounded or float(np.abs(d_free).max(initial=0.0)) > 1e-12:
-                neg = d_free < -1e-15
-                ratios = np.full(len(f_idx), np.inf)
-                ratios[neg] = -p[f_idx][neg] / d_free[neg]
-                block = int(np.argmin(ratios))
-                alpha = float(ratios[block]) if unbounded else min(1.0, float(ratios[block]))
-                p[f_idx] += alpha * d_free
-                blocked = alpha == ratios[block]
-                if blocked:
-                    p[f_idx[block]] = 0.0
-                    free.remove(int(f_idx[block]))
-                # A full step lands on the minimiser of the current face.
-                face_optimal = not blocked
-                continue
-        # Optimal on the face: KKT multipliers of the coordinates held at zero.
-        nu = float(grad[f_idx].mean())
-        mult = grad - nu
-        mult[f_idx] = np.inf
-        k = int(np.argmin(mult))
-        if mult[k] >= -eps:
-            out: FloatArray = np.clip(p, 0.0, None)
-            out /= out.sum()
-            return out
-        free.append(k)
-        face_optimal = False
-    raise RuntimeError(f"active-set QP did not terminate in {max_iter} steps (cycling)")
-
-
-def _equality_step(q: FloatArray, g: FloatArray, eps: float) -> tuple[FloatArray, bool]:
-    """Minimiser ``d`` of ``½ d^T Q d + g^T d`` subject to ``Σ d = 0``, or a descent ray.
-
-    Returns ``(d, unbounded)``; ``unbounded`` means ``d`` is a direction of zero curvature and
-    negative slope (the problem on this face has no finite minimiser).
-    """
-    f = len(g)
-    if f == 1:
-        return np.zeros(1), False
-    # Householder reflection mapping e_1 to 1/sqrt(f): its other columns span {Σ d = 0}.
-    u = np.full(f, 1.0 / math.sqrt(f))
-    v = u.copy()
-    v[0] -= 1.0
-    v /= np.linalg.norm(v)
-    basis = (np.eye(f) - 2.0 * np.outer(v, v))[:, 1:]  # [f, f-1], orthonormal
-    h = basis.T @ q @ basis
-    b = basis.T @ g
-    evals, evecs = np.linalg.eigh(h)
-    coef = evecs.T @ b
-    flat = evals <= 1e-12 * max(1.0, float(np.abs(evals).max()))
-    if np.any(np.abs(coef[flat]) > eps):
-        ray = -(evecs[:, flat] @ coef[flat])
-        return basis @ ray, True
-    y = np.zeros_like(coef)
-    y[~flat] = -coef[~flat] / evals[~flat]
-    return basis @ (evecs @ y), False
 
 
 def rae_best_response(
@@ -631,15 +538,16 @@ class RAESolution:
         profile: Final beliefs, one mixed strategy ``[n_i]`` per player.
         mean: Expected payoff of each player ``[N]``.
         variance: Opponent-induced payoff variance of each player ``[N]``.
-        gap: RAE gap of ``profile`` (τ = 0, the same γ).
-        perturbed_gap: Gap of ``profile`` in the τ-perturbed game, the quantity the loop drives
-            to 0 and stops on.
+        gap: RAE gap of ``profile`` (τ = 0, the same γ), in payoff units.
+        perturbed_gap: Gap of ``profile`` in the perturbed game, in payoff units: equal to
+            ``rae_gap(game, profile, gamma=γ, tau=τ·scale)``, the quantity the loop drives to 0.
         iterations: Fictitious-play iterations run.
-        converged: Whether ``perturbed_gap <= tol`` was reached.
+        converged: Whether ``perturbed_gap <= tol·scale`` was reached.
         trajectory: Beliefs of each player at every recorded iteration, ``[R, n_i]`` each.
         trajectory_iterations: The recorded iteration numbers ``[R]`` (0 is the initial
             belief; the final iterate is always recorded).
-        gap_trajectory: Perturbed gap at each recorded iteration ``[R]``.
+        gap_trajectory: Perturbed gap at each recorded iteration ``[R]`` (payoff units).
+        scale: The payoff scale s that τ and ``tol`` are measured in (see :func:`solve_rae`).
     """
 
     profile: Profile
@@ -652,6 +560,24 @@ class RAESolution:
     trajectory: tuple[FloatArray, ...]
     trajectory_iterations: FloatArray
     gap_trajectory: FloatArray
+    scale: float = 1.0
+
+
+def payoff_scale(game: GameLike) -> float:
+    """The payoff scale ``s = max_i (max u_i − min u_i)`` of a game: its largest per-player
+    payoff range (1.0 when every player's payoffs are constant).
+
+    :func:`solve_rae` measures τ and ``tol`` in units of ``s``. It is positively homogeneous
+    (``payoff_scale(c·game) = c·payoff_scale(game)``) and ignores constants added to a player's
+    payoffs.
+
+    Example:
+        >>> payoff_scale([[[1, 1], [2, -10]], [[1, 0], [0, 1]]])  # row player's range 12
+        12.0
+    """
+    g = as_game(game)
+    s = max(float(t.max() - t.min()) for t in g.payoffs)
+    return s if s > 0.0 else 1.0
 
 
 def solve_rae(
@@ -683,16 +609,26 @@ def solve_rae(
     Convergence is known for the game classes where SFP converges (zero-sum, potential, 2×2);
     in other general-sum games report ``gap`` rather than assume it.
 
+    Scale: τ and ``tol`` are relative to the payoff scale ``s =`` :func:`payoff_scale` (the
+    largest per-player payoff range). The loop runs on the payoffs divided by s with γ
+    multiplied by s (the variance scales with the square of the payoffs), i.e. on the
+    perturbation ``τ·s H`` in payoff units. Hence, for every ``c > 0``,
+    ``solve_rae(c·game, gamma=γ/c)`` returns the same profile (up to float rounding) as
+    ``solve_rae(game, gamma=γ)``, with means ×c, variances ×c² and gaps ×c; adding a constant
+    to a player's payoffs changes no strategy either. (The array-level
+    :func:`rae_best_response` and :func:`rae_gap` take τ in payoff units.)
+
     Reconstruction: Algorithm 1 of the paper could not be read; this is its standard SFP reading
     with our step size and stopping rule (spec §0, §1.6).
 
     Args:
         game: The game (or its payoff tensors).
         gamma: Risk aversion, one number or one per player, each >= 0 (0: risk-neutral SFP).
-        tau: Entropy temperature τ > 0 (the equilibrium found is an ε-RAE with ε -> 0 as τ -> 0).
+        tau: Entropy temperature τ > 0 relative to the payoff scale (the equilibrium found is an
+            ε-RAE with ε -> 0 as τ -> 0).
         iterations: Maximum number of updates T >= 0.
         init: Initial beliefs, one mixed strategy per player (default uniform).
-        tol: Stop when the perturbed gap is at most this (>= 0).
+        tol: Stop when the perturbed gap is at most ``tol·scale`` (>= 0).
         record_every: Record the beliefs every this many iterations (>= 1).
         symmetric: Run the one-population dynamics of a symmetric two-player game.
 
@@ -719,8 +655,8 @@ def solve_rae(
         raise ValueError(f"record_every: expected an int >= 1, got {record_every!r}")
     check_nonnegative(tol, "tol")
     x = [np.full(k, 1.0 / k) for k in g.shape] if init is None else list(check_profile(g, init))
+    scale = payoff_scale(g)
     if symmetric:
-        scale = max(1.0, float(np.abs(g.payoffs[0]).max()))
         if (
             n != 2
             or g.payoffs[0].shape[0] != g.payoffs[0].shape[1]
@@ -731,7 +667,8 @@ def solve_rae(
                 "symmetric: needs a two-player game with payoffs[1] == payoffs[0].T and one gamma"
             )
         x[1] = x[0]
-    mats = [_own_matrix(t, i) for i, t in enumerate(g.payoffs)]
+    mats = [_own_matrix(t, i) / scale for i, t in enumerate(g.payoffs)]
+    gam_s = [float(v) * scale for v in gammas]
     responses: list[FloatArray | None] = [None] * n
     rec_x: list[list[FloatArray]] = [[] for _ in range(n)]
     rec_t: list[int] = []
@@ -751,14 +688,14 @@ def solve_rae(
             if not keep.all():
                 w = w[keep]
             mu, z = _moments(mats[i] if keep.all() else mats[i][:, keep], w)
-            b, best = _best_response(mu, z, w, float(gammas[i]), tmp, responses[i], 1e-10, 200)
-            gap += max(0.0, best - _objective(x[i], mu, z, w, float(gammas[i]), tmp))
+            b, best = _best_response(mu, z, w, gam_s[i], tmp, responses[i], 1e-10, 200)
+            gap += max(0.0, best - _objective(x[i], mu, z, w, gam_s[i], tmp))
             new.append(b)
         pgap = gap
         done = pgap <= tol or t >= iterations
         if t % record_every == 0 or done:
             rec_t.append(t)
-            rec_gap.append(pgap)
+            rec_gap.append(pgap * scale)
             for i in range(n):
                 rec_x[i].append(x[i].copy())
         if done:
@@ -782,10 +719,11 @@ def solve_rae(
         mean=means,
         variance=variances,
         gap=float(_player_gaps(g, prof, gammas, 0.0).sum()),
-        perturbed_gap=float(pgap),
+        perturbed_gap=float(pgap * scale),
         iterations=t,
         converged=bool(pgap <= tol),
         trajectory=tuple(np.asarray(r) for r in rec_x),
         trajectory_iterations=np.asarray(rec_t, dtype=np.float64),
         gap_trajectory=np.asarray(rec_gap),
+        scale=scale,
     )
