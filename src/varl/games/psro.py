@@ -693,7 +693,7 @@ def psro(
             payoff scale (see :func:`varl.games.rae.solve_rae`).
         sfp_iterations: SFP iterations of those meta-solvers.
         gain_tol: A best response joins its population only if it improves on σ_i by more
-            (in payoff units; keep it above the SFP meta-solver's own slack, ~τ·log|Π|).
+            (in payoff units; keep it above the SFP meta-solver's own slack, ~τ·scale·log|Π|).
         seed: Seed of the run (initial policies, sampling, stochastic oracles).
         checkpoint: Folder to save the state to after every iteration (None: no checkpoints).
         resume: Continue from the state saved in ``checkpoint`` when there is one.
