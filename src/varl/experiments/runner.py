@@ -24,6 +24,7 @@ from varl.experiments import (
     rae_driving,
     rae_matrix,
     rae_stag_hunt,
+    rlpr,
     tw_grpo,
 )
 from varl.experiments.report import write_report
@@ -53,6 +54,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "rae_matrix": Experiment(rae_matrix.DESCRIPTION, rae_matrix.run),
     "rae_stag_hunt": Experiment(rae_stag_hunt.DESCRIPTION, rae_stag_hunt.run),
     "rae_driving": Experiment(rae_driving.DESCRIPTION, rae_driving.run),
+    "rlpr": Experiment(rlpr.DESCRIPTION, rlpr.run),
     "alignprop_memory": Experiment(alignprop_memory.DESCRIPTION, alignprop_memory.run),
 }
 

@@ -9,6 +9,7 @@ is why the share of such "zero-std" groups is the number every variance-aware me
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, NamedTuple
 
 import torch
@@ -149,3 +150,90 @@ def group_reward_stats(
         std=float(std.mean()) if std.numel() else 0.0,
         frac_zero_std=float((std < tol).float().mean()) if std.numel() else 0.0,
     )
+
+
+def _check_group_sizes(group_sizes: Sequence[int], total: int) -> list[int]:
+    """Returns the sizes as ints after checking they are ints >= 0 summing to ``total``.
+
+    Raises:
+        ValueError: If a size is not an int >= 0 or the sizes do not sum to ``total``.
+    """
+    sizes = []
+    for n in group_sizes:
+        if isinstance(n, bool) or not float(n).is_integer() or n < 0:
+            raise ValueError(f"group_sizes: expected ints >= 0, got {list(group_sizes)!r}")
+        sizes.append(int(n))
+    if sum(sizes) != total:
+        raise ValueError(
+            f"group_sizes: expected sizes summing to the {total} rewards, got a sum of {sum(sizes)}"
+        )
+    return sizes
+
+
+def variable_group_advantages(
+    rewards: Tensor,
+    group_sizes: Sequence[int],
+    *,
+    scale: Scale = "group",
+    eps: float = 1e-4,
+    unbiased: bool = True,
+    singleton: Literal["zero", "raw"] = "zero",
+) -> Tensor:
+    """GVM-GRPO advantages ``A = (r - mean_i r) / (std_i r + eps)`` per variable-size group.
+
+    With GVM allocation (arXiv 2505.02391, spec gvm_rlpr.md §1.6) prompt i gets n_i completions
+    instead of a fixed G, and all n_i completions of a prompt form one GRPO group. The batch is a
+    flat ``[N]`` vector laid out group after group (n_1 rows of prompt 1, then n_2 rows of prompt
+    2, ...; a prompt with n_i = 0 has no rows), and each group is normalised on its own exactly as
+    :func:`group_advantages` normalises a row of ``[B, G]``.
+
+    A group of one completion has no within-group baseline. With ``singleton="zero"`` (varl's
+    default) its advantage is 0: like an all-equal group, it contributes no gradient. With
+    ``singleton="raw"`` it follows the reference code, which gives such a group mean 0 and std 1,
+    so ``A = r / (1 + eps)``, the raw reward (spec §1.6 "Gotcha"; spec §6.1 test 8).
+
+    Args:
+        rewards: ``[N]`` rewards, group after group. NaN marks an unscored completion: advantage
+            0, and left out of its group's statistics.
+        group_sizes: The P group sizes n_i >= 0, summing to N.
+        scale: As in :func:`group_advantages`: "group" divides by each
+            group's std, "batch" by the std of all scored rewards, "none" only centres.
+        eps: Added to the std before dividing (1e-4 as trl; the GVM reference uses 1e-6).
+        unbiased: Unbiased (n - 1) std, as torch and the reference.
+        singleton: "zero" or "raw", the rule for a group of size 1 (see above).
+
+    Returns:
+        ``[N]`` advantages in the order of ``rewards``.
+
+    Raises:
+        TypeError: If ``rewards`` is not a floating-point tensor.
+        ValueError: If ``rewards`` is not 1-D or holds inf, the sizes are not ints >= 0 summing
+            to N, or ``singleton``, ``scale`` or ``eps`` is invalid.
+
+    Example:
+        >>> r = torch.tensor([1.0, 0.0, 0.0, 1.0, 0.5, 0.5], dtype=torch.float64)
+        >>> variable_group_advantages(r, [3, 1, 0, 2], eps=1e-6).round(decimals=4).tolist()
+        [1.1547, -0.5773, -0.5773, 0.0, 0.0, 0.0]
+    """
+    if not isinstance(rewards, Tensor) or not rewards.is_floating_point():
+        raise TypeError("rewards: expected a floating-point torch.Tensor of shape [N]")
+    if rewards.dim() != 1:
+        raise ValueError(f"rewards: expected shape [N], got {tuple(rewards.shape)}")
+    sizes = _check_group_sizes(group_sizes, rewards.numel())
+    if singleton not in ("zero", "raw"):
+        raise ValueError(f"singleton: expected 'zero' or 'raw', got {singleton!r}")
+    present = [n for n in sizes if n > 0]
+    if not present:
+        return rewards.new_zeros(0)
+    # Pad to [P, max n] with NaN, which group_advantages leaves out of every statistic.
+    device = rewards.device
+    counts = torch.tensor(present, device=device)
+    padded = rewards.new_full((len(present), max(present)), float("nan"))
+    rows = torch.repeat_interleave(torch.arange(len(present), device=device), counts)
+    cols = torch.arange(rewards.numel(), device=device) - (torch.cumsum(counts, 0) - counts)[rows]
+    padded[rows, cols] = rewards
+    advantages = group_advantages(padded, scale=scale, eps=eps, unbiased=unbiased)[rows, cols]
+    if singleton == "raw":
+        alone = (counts == 1)[rows] & ~torch.isnan(rewards)
+        advantages = torch.where(alone, rewards / (1.0 + eps), advantages)
+    return advantages
