@@ -20,11 +20,13 @@ from varl.experiments import (
     dsac_t_pendulum,
     dsac_t_reward_scale,
     gui_g2,
+    gvm_raft,
     gvm_variance,
     rae_driving,
     rae_matrix,
     rae_stag_hunt,
     rlpr,
+    selection,
     tw_grpo,
 )
 from varl.experiments.report import write_report
@@ -49,12 +51,14 @@ EXPERIMENTS: dict[str, Experiment] = {
     "gui_g2": Experiment(gui_g2.DESCRIPTION, gui_g2.run),
     "tw_grpo": Experiment(tw_grpo.DESCRIPTION, tw_grpo.run),
     "gvm_variance": Experiment(gvm_variance.DESCRIPTION, gvm_variance.run),
+    "gvm_raft": Experiment(gvm_raft.DESCRIPTION, gvm_raft.run),
+    "selection": Experiment(selection.DESCRIPTION, selection.run),
+    "rlpr": Experiment(rlpr.DESCRIPTION, rlpr.run),
     "dsac_t_pendulum": Experiment(dsac_t_pendulum.DESCRIPTION, dsac_t_pendulum.run),
     "dsac_t_reward_scale": Experiment(dsac_t_reward_scale.DESCRIPTION, dsac_t_reward_scale.run),
     "rae_matrix": Experiment(rae_matrix.DESCRIPTION, rae_matrix.run),
     "rae_stag_hunt": Experiment(rae_stag_hunt.DESCRIPTION, rae_stag_hunt.run),
     "rae_driving": Experiment(rae_driving.DESCRIPTION, rae_driving.run),
-    "rlpr": Experiment(rlpr.DESCRIPTION, rlpr.run),
     "alignprop_memory": Experiment(alignprop_memory.DESCRIPTION, alignprop_memory.run),
 }
 
