@@ -159,6 +159,16 @@ def _cmd_game_psro(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_diffusion(args: argparse.Namespace) -> int:
+    from varl.diffusion.cli import run
+
+    try:
+        return run(args.diffusion_name, args.config, args.overrides)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        args.parser.error(str(exc))
+        return 2
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Builds the argument parser for the ``varl`` command (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
@@ -251,7 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
     gsolve.add_argument("game", metavar="GAME", help="game file (.json or .nfg)")
     gsolve.add_argument("--concept", choices=("rae", "nash"), default="rae")
     gsolve.add_argument("--gamma", type=float, default=0.5, help="risk aversion (default: 0.5)")
-    gsolve.add_argument("--tau", type=float, default=1e-3, help="SFP temperature")
+    gsolve.add_argument(
+        "--tau", type=float, default=1e-3, help="SFP temperature, relative to the payoff scale"
+    )
     gsolve.add_argument("--iterations", type=int, default=2000, help="SFP iterations")
     gsolve.add_argument(
         "--method",
@@ -295,6 +307,34 @@ def build_parser() -> argparse.ArgumentParser:
     gpsro.add_argument("--resume", action="store_true", help="continue from --checkpoint")
     gpsro.add_argument("--json", action="store_true", help="print JSON instead of a table")
     gpsro.set_defaults(func=_cmd_game_psro, parser=gpsro)
+
+    diffusion = sub.add_parser(
+        "diffusion", help="AlignProp, DDPO and Ctrl-U fine-tuning of diffusers models"
+    )
+    diffusion_sub = diffusion.add_subparsers(
+        dest="diffusion_command", metavar="COMMAND", required=True
+    )
+    helps = {
+        "alignprop": "reward backpropagation through the denoising chain (LoRA)",
+        "ddpo": "PPO on per-step DDIM log-probabilities (LoRA), AlignProp's baseline",
+        "ctrl-u": "uncertainty-weighted reward loss for a ControlNet (toy label-map world)",
+    }
+    for name, text in helps.items():
+        dcmd = diffusion_sub.add_parser(
+            name,
+            help=text,
+            description=f"{text}. Without --config: the tiny embedded model and defaults.",
+        )
+        dcmd.add_argument("--config", default=None, metavar="YAML", help="flat YAML config")
+        dcmd.add_argument(
+            "--set",
+            dest="overrides",
+            action="append",
+            default=[],
+            metavar="KEY=VALUE",
+            help="override one config key (repeatable)",
+        )
+        dcmd.set_defaults(func=_cmd_diffusion, parser=dcmd, diffusion_name=name)
 
     env = sub.add_parser("env", help="print versions for bug reports")
     env.set_defaults(func=_cmd_env)

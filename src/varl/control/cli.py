@@ -102,7 +102,7 @@ def train(
         agent.learn(remaining, callback=checkpoint_on_eval, progress_bar=progress)
     agent.save(run_dir / CHECKPOINT, include_buffer=save_buffer)
     last = agent.evaluations[-1]["return_mean"] if agent.evaluations else float("nan")
-    print(  # noqa: T201
+    print(
         f"trained {agent.num_timesteps} steps ({agent.num_updates} updates); "
         f"last eval return {last:.1f}; run folder {run_dir}"
     )
@@ -145,7 +145,7 @@ def _check_resume_args(
     if config_path is None and load_config(None, preset) != agent.config:
         ignored.append(f"--preset {preset} (the saved config is kept)")
     if ignored:
-        print(  # noqa: T201
+        print(
             f"resume: the run saved in {run_dir} keeps its settings; ignoring "
             + ", ".join(ignored),
             file=sys.stderr,
@@ -169,6 +169,6 @@ def evaluate(run_dir: str, *, episodes: int = 10) -> int:
         raise ValueError(f"episodes: expected >= 1, got {episodes}")
     agent = DSACT.load(ckpt)
     mean, std = agent.evaluate(episodes)
-    print(f"{agent.env_id}: return {mean:.2f} ± {std:.2f} over {episodes} episodes")  # noqa: T201
+    print(f"{agent.env_id}: return {mean:.2f} ± {std:.2f} over {episodes} episodes")
     agent.close()
     return 0
