@@ -118,6 +118,13 @@ def test_evaluate_and_log_csv(tmp_path: Path) -> None:
     mean, std = agent.evaluate(2)
     assert mean == agent.evaluate(2)[0] and -2000 < mean < 0 and std >= 0
     agent.close()
+    # tensorboard is a dependency of the control extra: the scalars are written as events.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert "dsac_t/return_mean" in events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars("dsac_t/return_mean")] == [100, 200]
 
 
 def test_vectorised_collection() -> None:
