@@ -21,6 +21,7 @@ def _varl(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=600,
         env=env,
+        cwd=tmp_path,  # trainers write ./logs by default (TRL's logdir)
         check=False,
     )
 
