@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from varl import __version__
 from varl.experiments import (
+    alignprop,
     alignprop_memory,
     ctrl_u,
     dsac_t_pendulum,
@@ -60,6 +61,7 @@ EXPERIMENTS: dict[str, Experiment] = {
     "rae_matrix": Experiment(rae_matrix.DESCRIPTION, rae_matrix.run),
     "rae_stag_hunt": Experiment(rae_stag_hunt.DESCRIPTION, rae_stag_hunt.run),
     "rae_driving": Experiment(rae_driving.DESCRIPTION, rae_driving.run),
+    "alignprop": Experiment(alignprop.DESCRIPTION, alignprop.run),
     "alignprop_memory": Experiment(alignprop_memory.DESCRIPTION, alignprop_memory.run),
     "ctrl_u": Experiment(ctrl_u.DESCRIPTION, ctrl_u.run),
 }

@@ -1,0 +1,74 @@
+"""alignprop experiment: the curve statistics by hand, and a reduced end-to-end run."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from varl.experiments import alignprop
+
+torch.set_num_threads(1)
+
+TINY = dataclasses.replace(
+    alignprop.QUICK,
+    rewards=("brightness",),
+    num_steps=2,
+    batch_size=2,
+    batches=2,
+    base_images=4,
+    diversity_images=2,
+    pretrain_steps=2,
+)
+
+
+def test_smooth_curve_is_a_trailing_mean() -> None:
+    values = np.array([1.0, 3.0, 5.0, 7.0])
+    np.testing.assert_allclose(alignprop.smooth_curve(values, 2), [1.0, 2.0, 4.0, 6.0])
+    np.testing.assert_allclose(alignprop.smooth_curve(values, 1), values)
+
+
+def test_queries_to_level_and_improvement_test() -> None:
+    queries = np.array([8.0, 16.0, 24.0])
+    assert alignprop.queries_to_level(np.array([0.1, 0.5, 0.9]), queries, 0.5) == 16.0
+    assert alignprop.queries_to_level(np.array([0.1, 0.2, 0.3]), queries, 0.5) is None
+    # last quarter of 4 batches = the last batch of each seed: [1.0, 1.2], mean 1.1, se 0.1
+    means = np.array([[0.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 1.2]])
+    held, mean, se = alignprop.improved(means, base=0.85)
+    assert held and mean == pytest.approx(1.1) and se == pytest.approx(0.1)
+    assert not alignprop.improved(means, base=0.95)[0]  # 1.1 - 0.95 < 2 se
+
+
+def test_reduced_run_reports_every_quantity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARL_CACHE", str(tmp_path))
+    result = alignprop.run_config(TINY, 1)
+    assert result.name == "alignprop" and result.seeds == [0]
+    assert len(result.table) == 1 + 1 + 1  # header, brightness, diversity
+    assert len(result.panels) == 1 and [s.label for s in result.panels[0].series] == [
+        "AlignProp", "DDPO", "base r0"
+    ]  # fmt: skip
+    assert result.panels[0].series[0].x == [2.0, 4.0]
+    for key in ("brightness/ratio", "brightness/base_reward", "diversity/full_K",
+                "brightness/DDPO/last_quarter_reward", "diversity_gate_held"):  # fmt: skip
+        assert key in result.metrics
+    assert result.metrics["diversity/base"] > 0
+    assert math.isfinite(result.metrics["brightness/AlignProp/final_reward_seed0"])
+    assert isinstance(result.verdict, bool) and "ratio" in result.verdict_text
+    assert result.to_dict()["settings"]["batches"] == 2
+
+
+@pytest.mark.slow
+def test_alignprop_improves_brightness_faster_than_ddpo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = dataclasses.replace(alignprop.QUICK, rewards=("brightness",), diversity_reward="")
+    result = alignprop.run_config(cfg, 1)
+    m = result.metrics
+    assert m["brightness/AlignProp/improved"] == 1.0
+    assert m["brightness/AlignProp/last_quarter_reward"] > m["brightness/DDPO/last_quarter_reward"]
