@@ -10,8 +10,10 @@
    solution's objective, evaluated in float64 by the same function, minus the best of the two
    (0 = best). Target: >= 10x faster at equal accuracy.
 
-Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/games.py`` (``--quick`` for a short run;
-needs ``pip install cvxpy``, part of the dev extra).
+Run: ``OMP_NUM_THREADS=1 .venv/bin/python benchmarks/games.py`` (``--quick`` for a short run,
+``--best-response`` for table 2 only; needs ``pip install cvxpy``, part of the dev extra). The
+varl and cvxpy calls alternate, so machine load hits both; varl's small-n times include the
+cost of running right after a cvxpy solve (cold caches), about twice its time in a tight loop.
 """
 
 from __future__ import annotations
@@ -124,7 +126,13 @@ def bench_scale(gamma: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument(
+        "--best-response", action="store_true", help="only the best-response table (vs cvxpy)"
+    )
     args = parser.parse_args()
+    if args.best_response:
+        bench_best_response([4, 16, 64, 256], gamma=0.5, taus=[0.0, 1e-3, 1e-2], repeats=20)
+        return
     if args.quick:
         bench_solve_rae([2, 16, 100], gamma=0.5, repeats=1)
         bench_best_response([4, 64], gamma=0.5, taus=[0.0, 1e-2], repeats=3)

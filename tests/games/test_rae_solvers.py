@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from varl.games._mv_kernels import simplex_qp, simplex_qp_lists
+from varl.games._mv_kernels import (
+    _equality_step,
+    _face_step_py,
+    _smooth_face,
+    _smooth_face_np,
+    entropic_newton,
+    entropic_small,
+    entropic_start,
+    simplex_qp,
+    simplex_qp_lists,
+)
 from varl.games.normal_form import NormalFormGame
 from varl.games.rae import (
     _moments,
@@ -191,3 +201,115 @@ def test_payoff_scale() -> None:
     assert_allclose(
         br, mean_variance_best_response([[1, 1], [2, -10]], [0.9, 0.1], gamma=0.1, tau=0)
     )
+
+
+# --- τ > 0: the smoothed τ = 0 start and the Python-float certificate -------------------------
+
+
+def _dual_gap(mu: np.ndarray, y: np.ndarray, tau: float, lam: np.ndarray) -> float:
+    """Exact duality gap ``½ ||λ − y^T p(λ)||²`` of a dual point (numpy, for reference)."""
+    a = (mu - y @ lam) / tau
+    p = np.exp(a - a.max())
+    p /= p.sum()
+    g = lam - p @ y
+    return float(0.5 * g @ g)
+
+
+def _factor(mat: np.ndarray, w: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    mu, z = _moments(mat, w)
+    return mu, z * np.sqrt(2.0 * gamma * w)
+
+
+@pytest.mark.parametrize("tau", [1e-3, 3e-2])
+def test_python_certificate_matches_numpy_newton(tau: float) -> None:
+    # entropic_small (QP, smoothing, certificate on Python floats) against the numpy dual
+    # Newton run from λ = 0 to a tight gap, on random and degenerate instances.
+    smoothed = 0
+    for mat, w in _instances(13, 18):
+        mu, y = _factor(mat, w, 0.8)
+        if not y.any():
+            continue
+        p, value, start, ok = entropic_small((y @ y.T).tolist(), mu.tolist(), tau, 1e-10)
+        assert min(p) >= 0.0 and sum(p) == pytest.approx(1.0, abs=1e-14)
+        if np.isnan(value):  # many near-active actions: the τ = 0 optimum is handed back
+            assert not ok and p == start
+            assert p == simplex_qp_lists((y @ y.T).tolist(), mu.tolist(), 10000)
+            continue
+        smoothed += 1
+        assert sum(start) == pytest.approx(1.0, abs=1e-12) and min(start) >= 0.0
+        lam = np.array(start) @ y
+        gap = _dual_gap(mu, y, tau, lam)
+        assert ok == (gap <= 1e-10) or abs(gap - 1e-10) < 1e-14
+        # The reported value is f(p(λ)), exactly the primal objective of the returned p.
+        pa = np.array(p)
+        f = float(pa @ mu) - 0.5 * float(np.sum((pa @ y) ** 2))
+        f -= tau * float(pa @ np.log(np.where(pa > 0.0, pa, 1.0)))  # 0 log 0 = 0
+        assert value == pytest.approx(f, abs=1e-12)
+        ref, ref_value, _, ref_ok = entropic_newton(mu, y, tau, np.zeros(y.shape[1]), 1e-15, 200)
+        assert ref_ok
+        if ok:
+            assert value >= ref_value - 1e-10
+            assert_allclose(p, ref, atol=3e-4)  # gap 1e-10 bounds |p − p*| by ~sqrt(tol/κ)
+    assert smoothed >= 12
+
+
+def test_smoothing_paths_agree() -> None:
+    # Closed forms (2 and 3 actions), Python Cholesky (4 to 6) and LAPACK agree, and each
+    # Newton step keeps the point strictly inside the simplex.
+    rng = np.random.default_rng(21)
+    for k in (2, 3, 4, 6):
+        for trial in range(4):
+            f = rng.normal(size=(k, k + 1))
+            if trial == 1:
+                f[1] = f[0]  # duplicate actions: Q singular, Q + τ diag(1/p) is not
+            q = f @ f.T
+            mu = rng.normal(size=k)
+            p0 = rng.dirichlet(np.ones(k))
+            tau = float(rng.choice([1e-3, 1e-2, 0.3]))
+            py = _smooth_face(q.tolist(), mu.tolist(), p0.tolist(), tau, 0.0)
+            nps = _smooth_face_np(q, mu, p0, tau, 0.0)
+            assert_allclose(py, nps, rtol=1e-9, atol=1e-13)
+            assert min(py) > 0.0 and sum(py) == pytest.approx(1.0, abs=1e-13)
+
+
+@pytest.mark.parametrize("n", [30, 64])
+def test_smoothed_start_for_larger_games(n: int) -> None:
+    # The numpy path (n > 24): with few candidate actions (small τ) the smoothed start is
+    # nearly optimal (a gap at most 1e-6 of the payoff scale, against ~1e-2 for the plain τ = 0
+    # start); with many (τ = 1e-2 here) it is the plain start. Both solves agree with cvxpy.
+    rng = np.random.default_rng(n)
+    mat, w = rng.uniform(-1, 1, (n, n)), rng.dirichlet(np.ones(n))
+    for tau in (1e-3, 1e-2):
+        mu, y = _factor(mat, w, 0.5)
+        plain = simplex_qp(mu, y, 10000) @ y
+        smooth = entropic_start(mu, y, tau, 1e-10)
+        if tau == 1e-3:
+            assert _dual_gap(mu, y, tau, smooth) <= 1e-6
+            assert _dual_gap(mu, y, tau, smooth) < 1e-3 * _dual_gap(mu, y, tau, plain)
+        else:
+            assert _dual_gap(mu, y, tau, smooth) <= _dual_gap(mu, y, tau, plain)
+        ours = _value(mat, w, mean_variance_best_response(mat, w, gamma=0.5, tau=tau), 0.5, tau)
+        theirs = _cvxpy_value(mat, w, 0.5, tau)
+        assert theirs - 1e-10 <= ours <= theirs + 1e-7
+
+
+def test_small_face_closed_forms_match_eigen_solution() -> None:
+    # Faces of two and three actions are solved in closed form; on positive definite faces the
+    # step is the unique face minimiser, which the eigen-decomposition path also returns.
+    rng = np.random.default_rng(8)
+    for k in (2, 3):
+        for _ in range(50):
+            f = rng.normal(size=(k, k + 1))
+            q, g = f @ f.T, rng.normal(size=k)
+            d, unbounded = _face_step_py(q.tolist(), g.tolist(), 1e-12)
+            ref, ref_unbounded = _equality_step(q, g, 1e-12)
+            assert not unbounded and not ref_unbounded
+            assert_allclose(d, ref, rtol=1e-8, atol=1e-10)
+            assert sum(d) == pytest.approx(0.0, abs=1e-12)
+        # A singular face (two identical actions) with slope: a descent ray, as before.
+        f = rng.normal(size=(k, 2))
+        f[1] = f[0]
+        g = np.zeros(k)
+        g[0], g[1] = 1.0, -1.0
+        d, unbounded = _face_step_py((f @ f.T).tolist(), g.tolist(), 1e-12)
+        assert unbounded and d[1] > 0.0 > d[0]

@@ -13,23 +13,37 @@ by ``c``) gives the same strategy up to rounding.
 * :func:`entropic_newton` (τ > 0): damped Newton on the smooth, strongly convex dual of the
   entropy-regularised problem, stopped on its exact duality gap ``½ ||λ − y^T p(λ)||²`` (no
   cancellation between large primal and dual values).
+* :func:`entropic_start` / :func:`entropic_small` (τ > 0, small τ): the τ = 0 optimum smoothed
+  for τ by a few primal Newton steps on its near-active actions, which gives a dual start whose
+  gap is usually already below tolerance; for at most ``SMALL_N`` actions the whole solve,
+  certificate included, runs on Python floats from ``Q`` and the dual Newton is only a
+  fallback.
 
 Speed: these problems are small, so the cost is the number of interpreter-level operations, not
 flops. Problems with at most ``SMALL_N`` actions run the active set on Python floats
-(:func:`simplex_qp_lists`), and short reductions go through Python floats, since a numpy call
-on a short vector costs more than the arithmetic it saves.
+(:func:`simplex_qp_lists`), faces of two or three actions are solved in closed form, and short
+reductions go through Python floats, since a numpy call on a short vector costs more than the
+arithmetic it saves.
 """
 
 from __future__ import annotations
 
 import math
+from operator import mul as mul_op
 
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
 
 from varl._checks import FloatArray
 
-__all__ = ["SMALL_N", "entropic_newton", "simplex_qp", "simplex_qp_lists"]
+__all__ = [
+    "SMALL_N",
+    "entropic_newton",
+    "entropic_small",
+    "entropic_start",
+    "simplex_qp",
+    "simplex_qp_lists",
+]
 
 SMALL_N = 24  # problems with at most this many actions are solved with Python floats
 _PY_FACE = 6  # faces with at most this many coordinates are solved with Python floats
@@ -123,7 +137,8 @@ def simplex_qp(mu: FloatArray, y: FloatArray, max_iter: int) -> FloatArray:
             top = np.argpartition(mult, min(_ADD - 1, n - k - 1) - 1)[: _ADD - 1]
             add += [int(a) for a in top if mult[a] < -eps]
         if k + len(add) > cols.shape[1]:
-            cols = np.concatenate([cols, np.empty((n, min(n, 2 * k + 2) - k))], axis=1)
+            extra = max(min(n, 2 * k + 2) - k, len(add))  # room for every freed column
+            cols = np.concatenate([cols, np.empty((n, extra))], axis=1)
         new_cols = y @ y[add].T  # [n, len(add)]
         cols[:, k : k + len(add)] = new_cols
         for a, col_a in zip(add, new_cols.T.tolist(), strict=True):
@@ -166,6 +181,24 @@ def _face_step_py(ql: list[list[float]], gl: list[float], eps: float) -> tuple[l
     if k == 1:
         return [0.0], False
     q0, g0 = ql[0], gl[0]
+    if k <= 3:  # one or two reduced coordinates: the Cholesky pivots in closed form
+        h11 = ql[1][1] - 2.0 * q0[1] + q0[0]
+        if k == 2:
+            if h11 > _PIVOT * max(h11, 0.0):
+                u1 = (g0 - gl[1]) / h11
+                return [-u1, u1], False
+        else:
+            h22 = ql[2][2] - 2.0 * q0[2] + q0[0]
+            h12 = ql[1][2] - q0[1] - q0[2] + q0[0]
+            tiny = _PIVOT * max(h11, h22, 0.0)
+            if h11 > tiny and h22 - h12 * h12 / h11 > tiny:
+                b1, b2 = g0 - gl[1], g0 - gl[2]  # H u = −b with b = g_r − g_0
+                det = h11 * h22 - h12 * h12
+                u1 = (h22 * b1 - h12 * b2) / det
+                u2 = (h11 * b2 - h12 * b1) / det
+                return [-u1 - u2, u1, u2], False
+        d, unb = _equality_step(np.array(ql), np.array(gl), eps)
+        return d.tolist(), unb
     r = k - 1
     h = [[ql[i + 1][j + 1] - q0[i + 1] - q0[j + 1] + q0[0] for j in range(i + 1)] for i in range(r)]
     tiny = _PIVOT * max(max([h[i][i] for i in range(r)]), 0.0)
@@ -302,6 +335,241 @@ def _equality_step(q: FloatArray, g: FloatArray, eps: float) -> tuple[FloatArray
 
 
 # --- τ > 0: Newton on the dual of the entropy-regularised problem -----------------------------
+
+
+_EXT = 16.0  # coordinates within this many τ of the QP's multiplier join the smoothed start
+_PY_SMOOTH = 6  # candidate sets up to this size are smoothed with Python floats
+# At most this many coordinates in the smoothed start (else the plain τ = 0 one).
+_START_MAX = SMALL_N
+
+
+def _candidates(g: list[float], pl: list[float], tau: float) -> tuple[list[int], list[float]]:
+    """Candidate set E of the smoothed start and its initial masses (see :func:`entropic_start`).
+
+    ``g`` is the QP gradient ``Q p* − μ`` and ``pl`` the QP optimum ``p*`` (both length n).
+    Returns ``([], [])`` when E has more than ``_START_MAX`` actions.
+    """
+    n = len(pl)
+    support = [a for a in range(n) if pl[a] > 0.0]
+    nu = sum([g[a] for a in support]) / len(support)
+    cut = nu + _EXT * tau
+    cand = [a for a in range(n) if g[a] < cut or pl[a] > 0.0]
+    if len(cand) > _START_MAX:
+        return [], []
+    # Initial masses: the QP's on its support, exp(−gap/τ) times their geometric mean outside.
+    ref = math.exp(sum([math.log(pl[a]) for a in support]) / len(support))
+    pe = [pl[a] if pl[a] > 0.0 else ref * math.exp((nu - g[a]) / tau) for a in cand]
+    pe = [max(v, 1e-100) for v in pe]  # keeps τ / p and its products finite
+    total = sum(pe)
+    return cand, [v / total for v in pe]
+
+
+def entropic_start(mu: FloatArray, y: FloatArray, tau: float, tol: float) -> FloatArray:
+    """Dual starting point ``λ = y^T p̃`` for :func:`entropic_newton`, from the τ = 0 optimum.
+
+    ``y^T p*`` with ``p*`` the QP optimum (τ = 0) is a poor start: ``p(y^T p*)`` is uniform on
+    the support of ``p*`` (every free action has the same multiplier). Instead ``p*`` is
+    smoothed for τ on a candidate set E, its support plus every action whose multiplier gap
+    ``(Q p* − μ)_j − ν`` is below ``_EXT·τ`` (an action the entropy lifts to a mass of at least
+    about ``exp(−_EXT)`` of the support's), by :func:`_smooth_face`. The dual gap of the result
+    is typically below 1e-10 of the payoff scale, so the dual Newton needs zero or one step
+    instead of three to five. When E has more than ``_START_MAX`` actions, ``y^T p*`` is
+    returned.
+
+    Args:
+        mu: ``[n]``.
+        y: ``[n, m]`` factor of ``Q = y y^T``.
+        tau: Temperature τ > 0.
+        tol: Duality-gap target of the solve (stops the smoothing early).
+
+    Returns:
+        The dual point ``λ [m]``.
+    """
+    n = len(mu)
+    p = simplex_qp(mu, y, 200 * (n + 1))
+    pl = p.tolist()
+    cand, pe = _candidates((y @ (p @ y) - mu).tolist(), pl, tau)
+    if not cand:
+        return p @ y
+    sub = y[cand]
+    pe = _smooth_face((sub @ sub.T).tolist(), mu[cand].tolist(), pe, tau, tol)
+    return np.array(pe) @ sub
+
+
+def entropic_small(
+    ql: list[list[float]], mul: list[float], tau: float, tol: float
+) -> tuple[list[float], float, list[float], bool]:
+    """The τ > 0 best response on Python floats for small n: QP, smoothing, exact certificate.
+
+    Runs :func:`simplex_qp_lists`, smooths its optimum for τ (as :func:`entropic_start`) into
+    ``p̃``, and evaluates the dual at ``λ = y^T p̃`` using only ``Q = y y^T``:
+    ``y λ = Q p̃``, ``½ ||λ||² = ½ p̃^T Q p̃`` and the duality gap
+    ``½ ||λ − y^T p(λ)||² = ½ (p̃ − p(λ))^T Q (p̃ − p(λ))``, with
+    ``p(λ) = softmax((μ − Q p̃)/τ)``.
+
+    Args:
+        ql: ``Q [n, n]`` as nested lists.
+        mul: ``μ [n]``.
+        tau: Temperature τ > 0.
+        tol: Required duality gap.
+
+    Returns:
+        ``(p(λ), f(p(λ)), p̃, certified)``: the primal point, its objective ``D(λ) − gap``, the
+        smoothed point (``y^T p̃`` is a dual start for :func:`entropic_newton` when the gap
+        is above ``tol``) and whether the gap is at most ``tol``. When more than
+        ``_PY_SMOOTH`` actions are near-active, smoothing on Python floats would cost more
+        than the Newton steps it saves: ``(p*, nan, p*, False)`` is returned at once.
+    """
+    n = len(mul)
+    pl = simplex_qp_lists(ql, mul, 200 * (n + 1))
+    g = [-v for v in mul]
+    for a in range(n):
+        pa = pl[a]
+        if pa > 0.0:
+            g = [gi + pa * qi for gi, qi in zip(g, ql[a], strict=True)]
+    cand, pe = _candidates(g, pl, tau)  # never empty: n <= SMALL_N == _START_MAX
+    if len(cand) > _PY_SMOOTH:  # many near-active actions: Newton from p* is cheaper
+        return pl, math.nan, pl, False
+    pe = _smooth_face(
+        [[ql[a][b] for b in cand] for a in cand], [mul[a] for a in cand], pe, tau, tol
+    )
+    pt = [0.0] * n
+    qpt = [0.0] * n  # Q p̃
+    for a, pa in zip(cand, pe, strict=True):
+        pt[a] = pa
+        qpt = [ci + pa * qi for ci, qi in zip(qpt, ql[a], strict=True)]
+    arg = [(mi - ci) / tau for mi, ci in zip(mul, qpt, strict=True)]
+    top = max(arg)
+    ex = [math.exp(v - top) for v in arg]
+    total = sum(ex)
+    p = [v / total for v in ex]
+    dual = tau * (top + math.log(total)) + 0.5 * sum(map(mul_op, pt, qpt))
+    diff = [a - b for a, b in zip(pt, p, strict=True)]
+    gap = 0.5 * sum([di * sum(map(mul_op, row, diff)) for di, row in zip(diff, ql, strict=True)])
+    gap = max(gap, 0.0)  # Q is PSD up to rounding
+    return p, dual - gap, pt, gap <= tol
+
+
+def _smooth_face(
+    qe: list[list[float]], mue: list[float], pe: list[float], tau: float, tol: float
+) -> list[float]:
+    """A few primal Newton steps for ``max μ^T p − ½ p^T Q p + τ H(p)`` on a simplex.
+
+    ``pe`` must be strictly positive and sum to 1, and stays so (a fraction-to-boundary rule).
+    Each step solves the KKT system ``(Q + τ diag(1/p)) d + ν 1 = −g``, ``Σ d = 0`` (g the
+    gradient of the negated objective) with one Cholesky factorisation of the positive definite
+    ``Q + τ diag(1/p)`` and two solves (closed forms for two and three actions): Python floats
+    for at most ``_PY_SMOOTH`` coordinates, LAPACK above; at most four steps. The loop stops
+    after a full step whose Newton decrement δ has ``δ² <= 0.1 τ tol`` (the dual gap after it,
+    about ``δ²/τ``, is then near or below ``tol``).
+    """
+    k = len(pe)
+    p = pe
+    if k == 1:
+        return p
+    stop = 0.1 * tau * tol
+    if k > _PY_SMOOTH:
+        out: list[float] = _smooth_face_np(
+            np.array(qe), np.array(mue), np.array(p), tau, stop
+        ).tolist()
+        return out
+    for _ in range(4):
+        grad = [
+            sum(map(mul_op, row, p)) - mi + tau * math.log(pi)
+            for row, mi, pi in zip(qe, mue, p, strict=True)
+        ]
+        if k == 2:  # d = (δ, −δ): one curvature along the edge
+            (q00, q01), (_, q11) = qe
+            delta = (grad[1] - grad[0]) / (q00 - 2.0 * q01 + q11 + tau / p[0] + tau / p[1])
+            d = [delta, -delta]
+        elif k == 3:  # d = (−u1 − u2, u1, u2): a 2×2 system in the basis of {Σ d = 0}
+            (q00, q01, q02), (_, q11, q12), (_, _, q22) = qe
+            e0, e1, e2 = tau / p[0], tau / p[1], tau / p[2]
+            h11 = q11 + e1 - 2.0 * q01 + q00 + e0
+            h22 = q22 + e2 - 2.0 * q02 + q00 + e0
+            h12 = q12 - q01 - q02 + q00 + e0
+            b1, b2 = grad[1] - grad[0], grad[2] - grad[0]
+            det = h11 * h22 - h12 * h12
+            if not det > 1e-14 * h11 * h22:
+                return p
+            u1 = (h12 * b2 - h22 * b1) / det
+            u2 = (h12 * b1 - h11 * b2) / det
+            d = [-u1 - u2, u1, u2]
+        else:
+            sol = _chol_solve2(qe, [tau / pi for pi in p], grad)
+            if sol is None:  # not positive definite in floating point: keep the current start
+                return p
+            u, v = sol
+            nu = sum(u) / sum(v)
+            d = [nu * vi - ui for ui, vi in zip(u, v, strict=True)]
+        alpha = 1.0
+        for pi, di in zip(p, d, strict=True):
+            if di < 0.0 and 0.99 * pi < -di * alpha:
+                alpha = 0.99 * pi / -di
+        p = [pi + alpha * di for pi, di in zip(p, d, strict=True)]
+        decrement = -sum(map(mul_op, grad, d))
+        if alpha == 1.0 and decrement * decrement <= stop:
+            break
+    return p
+
+
+def _smooth_face_np(
+    q: FloatArray, mu: FloatArray, p: FloatArray, tau: float, stop: float
+) -> FloatArray:
+    """:func:`_smooth_face` with numpy and LAPACK (larger candidate sets)."""
+    k = len(p)
+    rhs = np.empty((k, 2))
+    rhs[:, 1] = 1.0
+    for _ in range(4):
+        rhs[:, 0] = q @ p - mu + tau * np.log(p)
+        hess = q.copy()
+        hess.flat[:: k + 1] += tau / p
+        chol_f, info = dpotrf(hess, lower=1, clean=0)
+        if info != 0:
+            return p
+        sol, _ = dpotrs(chol_f, rhs, lower=1)
+        d = sol[:, 1] * (float(sol[:, 0].sum()) / float(sol[:, 1].sum())) - sol[:, 0]
+        neg = d < 0.0
+        alpha = 1.0
+        if neg.any():
+            alpha = min(1.0, 0.99 * float((p[neg] / -d[neg]).min()))
+        p = p + alpha * d
+        decrement = -float(rhs[:, 0] @ d)
+        if alpha == 1.0 and decrement * decrement <= stop:
+            break
+    return p
+
+
+def _chol_solve2(
+    q: list[list[float]], extra: list[float], b: list[float]
+) -> tuple[list[float], list[float]] | None:
+    """``(h^{-1} b, h^{-1} 1)`` with ``h = q + diag(extra)``, by a Cholesky factorisation on
+    Python floats (None if ``h`` is not numerically positive definite)."""
+    k = len(b)
+    rows: list[list[float]] = []  # rows of L (lower triangle, diagonal last)
+    for i in range(k):
+        qi = q[i]
+        li: list[float] = []
+        for j in range(i):
+            lj = rows[j]
+            li.append((qi[j] - sum(map(mul_op, li, lj))) / lj[j])
+        hii = qi[i] + extra[i]
+        piv = hii - sum(map(mul_op, li, li))
+        if not piv > 1e-14 * hii:
+            return None
+        li.append(math.sqrt(piv))
+        rows.append(li)
+    out = []
+    for rhs in (b, [1.0] * k):
+        z: list[float] = []
+        for i in range(k):
+            li = rows[i]
+            z.append((rhs[i] - sum(map(mul_op, li, z))) / li[i])
+        x = [0.0] * k
+        for i in range(k - 1, -1, -1):
+            x[i] = (z[i] - sum([rows[t][i] * x[t] for t in range(i + 1, k)])) / rows[i][i]
+        out.append(x)
+    return out[0], out[1]
 
 
 def entropic_newton(

@@ -34,7 +34,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from varl._checks import FloatArray, as_float_array, as_probability_vector, check_nonnegative
-from varl.games._mv_kernels import SMALL_N, entropic_newton, simplex_qp
+from varl.games._mv_kernels import (
+    SMALL_N,
+    entropic_newton,
+    entropic_small,
+    entropic_start,
+    simplex_qp,
+)
 from varl.games.normal_form import NormalFormGame, as_game
 
 __all__ = [
@@ -353,7 +359,7 @@ def mean_variance_best_response(
         keep = weights > 0.0
         mat, weights = mat[:, keep], weights[keep]
     mu, z = _moments(mat, weights)
-    p, _ = _best_response(mu, z, weights, gam, tmp, start, tol, max_iter)
+    p, _ = _best_response(mu, z, weights, gam, tmp, start, tol, max_iter, value=False)
     return p
 
 
@@ -366,8 +372,11 @@ def _best_response(
     init: FloatArray | None,
     tol: float,
     max_iter: int,
+    *,
+    value: bool = True,
 ) -> tuple[FloatArray, float]:
-    """Dispatches to the right solver; returns the response and its objective value."""
+    """Dispatches to the right solver; returns the response and its objective value (NaN for
+    τ = 0 when ``value`` is False: the caller only wants the response)."""
     y = z * np.sqrt((2.0 * gamma) * w) if gamma > 0.0 else z
     risky = gamma > 0.0 and bool(y.any())
     if not risky:
@@ -383,6 +392,8 @@ def _best_response(
     if tau > 0.0:
         return _entropic(mu, y, tau, init, tol, max_iter)
     p = simplex_qp(mu, y, max_iter * (len(mu) + 1))
+    if not value:
+        return p, math.nan
     v = p @ y
     return p, float(p @ mu) - 0.5 * float(v @ v)
 
@@ -399,26 +410,39 @@ def _entropic(
 
     The dual optimum is ``λ = Y^T p``, which maps a primal warm start to a dual one. For small τ
     the log-sum-exp is nearly piecewise linear and Newton can zig-zag between its kinks; a cold
-    start therefore uses the τ = 0 solution when τ is below a tenth of the payoff spread. A start
-    gets a short budget; if it stalls, the solve follows the central path instead:
-    τ' = spread down to τ by factors of 10, each stage warm-started from the last.
+    start therefore uses the τ = 0 solution, smoothed for τ (``entropic_start``), when τ is below
+    a tenth of the payoff spread. With at most ``SMALL_N`` actions that start is built and
+    certified on Python floats (``entropic_small``) and Newton runs only if its gap is above
+    ``tol``. A start gets a short budget; if it stalls, the solve follows the central path
+    instead: τ' = spread down to τ by factors of 10, each stage warm-started from the last.
     """
     n = len(mu)
-    diag = np.einsum("km,km->k", y, y)  # diagonal of Q = Y Y^T
+    ql = None
     if n <= SMALL_N:  # reductions of short vectors are cheaper through Python floats
         mul = mu.tolist()
-        spread = max(mul) - min(mul) + max(diag.tolist())
-    else:
-        spread = float(mu.max() - mu.min()) + float(diag.max())
-    tol = max(tol, 1e-15 * spread)
-    if init is None:
-        if tau < 0.1 * spread:
-            init = simplex_qp(mu, y, 200 * (n + 1))
+        if init is None:  # the cold start needs all of Q = Y Y^T; its diagonal gives the spread
+            ql = (y @ y.T).tolist()
+            top = max([ql[i][i] for i in range(n)])
         else:
-            a = mu / tau
-            init = np.exp(a - a.max())
-            init /= init.sum()
-    p, value, lam, ok = entropic_newton(mu, y, tau, init @ y, tol, min(max_iter, 30))
+            top = max(np.einsum("km,km->k", y, y).tolist())
+        spread = max(mul) - min(mul) + top
+    else:
+        spread = float(mu.max() - mu.min()) + float(np.einsum("km,km->k", y, y).max())
+    tol = max(tol, 1e-15 * spread)
+    if init is not None:
+        lam = init @ y
+    elif tau < 0.1 * spread and ql is not None:  # all on Python floats, certified without Newton
+        pl, value, start, ok = entropic_small(ql, mul, tau, tol)
+        if ok:
+            return np.array(pl), value
+        lam = np.array(start) @ y
+    elif tau < 0.1 * spread:
+        lam = entropic_start(mu, y, tau, tol)
+    else:
+        a = mu / tau
+        soft = np.exp(a - a.max())
+        lam = (soft / soft.sum()) @ y
+    p, value, lam, ok = entropic_newton(mu, y, tau, lam, tol, min(max_iter, 30))
     if ok:
         return p, value
     stage_tau = max(spread, tau)
