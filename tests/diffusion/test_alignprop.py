@@ -315,3 +315,44 @@ def test_train_from_config_on_a_local_diffusers_folder(tmp_path: Path) -> None:
     assert (out / "pytorch_lora_weights.safetensors").exists()
     with pytest.raises(ValueError, match="model"):
         alignprop.train_from_config({"model": str(tmp_path / "missing")})
+
+
+def test_checkpoint_state_is_plain_data_loadable_with_weights_only(
+    make_pipe: PipeFactory, tmp_path: Path
+) -> None:
+    cfg = dataclasses.replace(FAST, logdir=str(tmp_path), num_epochs=1, log_image_freq=0)
+    trainer = AlignPropTrainer(cfg, brightness_reward, prompt_fn, make_pipe())
+    trainer.train(progress=False)
+    path = tmp_path / "checkpoints" / "checkpoint_1" / alignprop.STATE_FILE
+    state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled objects
+    assert state["epoch"] == 1
+    assert isinstance(state["numpy_rng"][1], list)
+    assert state["mask_rng"] == trainer.mask_rng.bit_generator.state
+    assert state["config"]["truncation"]["kind"] == "fixed"
+    resumed = AlignPropTrainer(
+        dataclasses.replace(cfg, resume_from=str(tmp_path)), brightness_reward, prompt_fn,
+        make_pipe(),
+    )  # fmt: skip
+    assert resumed.epoch == 1 and resumed.history == trainer.history
+
+
+def test_train_from_config_logs_beside_the_lora_when_output_dir_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)  # TRL's default logdir "logs" would land here
+    out = alignprop.train_from_config(
+        {
+            "pretrain_steps": 2,
+            "num_epochs": 1,
+            "train_batch_size": 2,
+            "sample_num_steps": 2,
+            "truncation": "fixed:1",
+            "output_dir": str(tmp_path / "out"),
+        }
+    )
+    assert out == tmp_path / "out"
+    assert (out / "pytorch_lora_weights.safetensors").exists()
+    assert (out / "logs" / "metrics.csv").exists()
+    assert (out / "logs" / "checkpoints" / "checkpoint_1" / alignprop.STATE_FILE).exists()
+    assert not (tmp_path / "logs").exists()

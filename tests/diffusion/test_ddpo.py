@@ -341,3 +341,30 @@ def test_train_from_config_with_a_black_box_reward(
     )
     assert out == tmp_path / "run" / "lora"
     assert (out / "pytorch_lora_weights.safetensors").exists()
+
+
+def test_train_from_config_log_folder_default_and_beside_output_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARL_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    base = {
+        "pretrain_steps": 2,
+        "num_epochs": 1,
+        "sample_batch_size": 2,
+        "train_batch_size": 2,
+        "sample_num_steps": 2,
+    }
+    out = ddpo.train_from_config({**base, "output_dir": str(tmp_path / "out")})
+    assert out == tmp_path / "out"
+    assert (out / "pytorch_lora_weights.safetensors").exists()
+    assert (out / "logs" / "metrics.csv").exists()
+    state = torch.load(
+        out / "logs" / "checkpoints" / "checkpoint_1" / ddpo.STATE_FILE, weights_only=True
+    )
+    assert state["epoch"] == 1 and state["queries"] == 2
+    assert not (tmp_path / "logs").exists()
+    out = ddpo.train_from_config(base)  # neither: TRL's default ./logs
+    assert out == Path("logs") / "lora"
+    assert (tmp_path / "logs" / "metrics.csv").exists()
+    assert (tmp_path / "logs" / "lora" / "pytorch_lora_weights.safetensors").exists()

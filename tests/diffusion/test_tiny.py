@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,19 @@ def test_pipeline_call_samples_deterministic_images_in_range(tmp_path: Path) -> 
     assert images.shape == (4, 3, 16, 16)
     assert torch.equal(images, again)
     assert float(images.min()) >= 0 and float(images.max()) <= 1
+
+
+def test_tiny_pipeline_pretrains_under_no_grad(tmp_path: Path) -> None:
+    unet, text_encoder, tokenizer, scheduler = tiny.build_models(FAST)
+    pipe = tiny.TinyTextToImagePipeline(unet, scheduler, text_encoder, tokenizer)
+    with torch.no_grad():  # e.g. first use inside an evaluation loop, with an empty cache
+        inside = tiny.tiny_pipeline(FAST, cache_dir=tmp_path / "a")
+        losses = tiny.pretrain(pipe, FAST, steps=2)
+        assert not torch.is_grad_enabled()  # the caller's no_grad is back in force
+    assert len(losses) == 2 and all(math.isfinite(loss) and loss > 0 for loss in losses)
+    outside = tiny.tiny_pipeline(FAST, cache_dir=tmp_path / "b")
+    fresh = tiny.build_models(FAST)[0].state_dict()
+    state = outside.unet.state_dict()
+    for name, p in inside.unet.state_dict().items():
+        assert torch.equal(p, state[name]), name  # the same fit as with gradients enabled
+    assert any(not torch.equal(p, fresh[name]) for name, p in state.items())

@@ -16,6 +16,10 @@ Modules:
                  tokenizer, DDIM) pretrained on procedural images and cached
     ddpo_math    DDPO's pure math: advantages, PPO-clipped surrogate on per-step log-probs
     ddpo         DDPOTrainer, the policy-gradient baseline, on the same sampler and LoRA
+    trainer_io   plumbing shared by alignprop and ddpo: checkpoints (weights_only-safe state
+                 files), global RNG states, metrics CSV/TensorBoard, image grids, pipeline
+                 loading and the CLI config helpers
+    cli          ``varl diffusion alignprop|ddpo|ctrl-u``
     label_maps   Ctrl-U's toy: label maps, coloured images, a corruptible tiny segmenter
     controlnet   Ctrl-U and ControlNet++ training of a diffusers ControlNetModel on that toy
 

@@ -27,13 +27,9 @@ the pipeline's dtype on its device.
 
 from __future__ import annotations
 
-import csv
 import math
-import random
-import re
-import shutil
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -45,15 +41,51 @@ from varl._progress import ProgressBar
 from varl.diffusion.lora import add_lora, load_lora_state_dict, lora_state_dict, save_lora
 from varl.diffusion.rewards import check_differentiable, validate_images
 from varl.diffusion.sampling import check_pipeline, sample_images
+from varl.diffusion.trainer_io import (
+    CHECKPOINT_PREFIX,
+    CLI_KEYS,
+    STATE_FILE,
+    draw_prompts,
+    global_rng_state,
+    load_pipeline,
+    load_trainer_state,
+    log_metrics,
+    lora_output_dir,
+    open_tensorboard,
+    progress_bar,
+    resolve_checkpoint,
+    resume_target,
+    reward_by_name,
+    save_image_grid,
+    seed_global_rngs,
+    set_global_rng_state,
+    split_trainer_config,
+    uniform_prompt_function,
+    write_checkpoint,
+)
 from varl.diffusion.truncation import TruncationSchedule
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "CONFIG_KEYS",
+    "LOSS_KINDS",
+    "STATE_FILE",
+    "TINY_TRAIN_DEFAULTS",
+    "AlignPropConfig",
+    "AlignPropTrainer",
+    "parse_truncation",
+    "resolve_checkpoint",
+    "reward_by_name",
+    "reward_loss",
+    "save_image_grid",
+    "train_from_config",
+]
 
 LossKind = Literal["neg", "abs_target", "ten_minus"]
 LOSS_KINDS: tuple[str, ...] = ("neg", "abs_target", "ten_minus")
 PromptFunction = Callable[[], tuple[str, Any]]
 RewardFunction = Callable[[Tensor, tuple[str, ...], tuple[Any, ...]], tuple[Tensor, Any]]
 ImageSamplesHook = Callable[[dict[str, Any], int, Any], None]
-STATE_FILE = "trainer_state.pt"
-CHECKPOINT_PREFIX = "checkpoint_"
 DEFAULT_TRUNCATION = TruncationSchedule.uniform(0, 50)
 """The paper's K ~ U{0..50}, drawn once per batch (spec §1.2)."""
 
@@ -253,9 +285,7 @@ class AlignPropTrainer:
             module = getattr(sd_pipeline, name, None)
             if isinstance(module, torch.nn.Module):
                 module.requires_grad_(False)
-        random.seed(config.seed)
-        np.random.seed(config.seed)
-        torch.manual_seed(config.seed)
+        seed_global_rngs(config.seed)
         self.params = add_lora(sd_pipeline.unet, rank=config.lora_rank, seed=config.seed)
         sd_pipeline.unet.eval()  # no dropout: the checkpoint recomputation is exact
         self.optimizer = torch.optim.AdamW(
@@ -272,25 +302,11 @@ class AlignPropTrainer:
         self.logdir = Path(config.logdir) if config.logdir else None
         self._writer: Any = None
         self._writer_opened = False
-        if config.resume_from:
-            target = config.resume_from
-            if target == "latest":
-                latest = _latest_checkpoint(self.logdir) if self.logdir else None
-                if latest is not None:
-                    self.load_checkpoint(latest)
-            else:
-                self.load_checkpoint(resolve_checkpoint(target))
+        target = resume_target(config.resume_from, self.logdir)
+        if target is not None:
+            self.load_checkpoint(target)
 
     # ---- one optimiser step ----------------------------------------------------------------
-
-    def _draw_prompts(self) -> tuple[tuple[str, ...], tuple[Any, ...]]:
-        pairs = [self.prompt_function() for _ in range(self.config.train_batch_size)]
-        for pair in pairs:
-            if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
-                raise ValueError(
-                    f"prompt_function: expected to return (prompt: str, metadata), got {pair!r}"
-                )
-        return tuple(p for p, _ in pairs), tuple(m for _, m in pairs)
 
     def _rewards(
         self, images: Tensor, prompts: tuple[str, ...], metadata: tuple[Any, ...]
@@ -327,7 +343,7 @@ class AlignPropTrainer:
         losses, all_rewards, ks = [], [], []
         last: dict[str, Any] = {}
         for _ in range(accum):
-            prompts, metadata = self._draw_prompts()
+            prompts, metadata = draw_prompts(self.prompt_function, cfg.train_batch_size)
             mask = cfg.truncation.grad_mask(cfg.sample_num_steps, self.mask_rng)
             sample = sample_images(
                 self.pipeline,
@@ -388,7 +404,7 @@ class AlignPropTrainer:
             The metrics of every epoch so far (including those before a resume).
         """
         total = self.config.num_epochs if epochs is None else epochs
-        bar, owned = _progress_bar(progress, total)
+        bar, owned = progress_bar(progress, total, desc="AlignProp", unit="step")
         if bar is not None and self.epoch:
             bar.update(self.epoch)
         try:
@@ -416,7 +432,8 @@ class AlignPropTrainer:
         return save_lora(self.pipeline.unet, directory)
 
     def state_dict(self) -> dict[str, Any]:
-        """LoRA weights, optimiser state, epoch, history and every RNG state."""
+        """LoRA weights, optimiser state, epoch, history and every RNG state (tensors and
+        plain Python values only, so it loads with ``weights_only=True``)."""
         return {
             "lora": lora_state_dict(self.pipeline.unet),
             "optimizer": self.optimizer.state_dict(),
@@ -424,9 +441,7 @@ class AlignPropTrainer:
             "history": [dict(h) for h in self.history],
             "generator": self.generator.get_state(),
             "mask_rng": self.mask_rng.bit_generator.state,
-            "python_rng": random.getstate(),
-            "numpy_rng": np.random.get_state(legacy=False),
-            "torch_rng": torch.get_rng_state(),
+            **global_rng_state(),
             "config": asdict(self.config),
         }
 
@@ -436,9 +451,7 @@ class AlignPropTrainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
         self.mask_rng.bit_generator.state = state["mask_rng"]
-        random.setstate(state["python_rng"])
-        np.random.set_state(state["numpy_rng"])
-        torch.set_rng_state(state["torch_rng"])
+        set_global_rng_state(state)
         self.epoch = int(state["epoch"])
         self.history = [dict(h) for h in state["history"]]
 
@@ -449,46 +462,28 @@ class AlignPropTrainer:
         Raises:
             ValueError: If no ``directory`` is given and ``logdir`` is None.
         """
-        if directory is None:
-            if self.logdir is None:
-                raise ValueError("directory: needed when config.logdir is None")
-            directory = self.logdir / "checkpoints" / f"{CHECKPOINT_PREFIX}{self.epoch}"
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        tmp = out / (STATE_FILE + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        tmp.replace(out / STATE_FILE)
-        self.save_lora(out)
-        limit = self.config.num_checkpoint_limit
-        if limit and out.parent.name == "checkpoints":
-            for old in _checkpoints(out.parent)[:-limit]:
-                shutil.rmtree(old)
-        return out
+        return write_checkpoint(
+            directory,
+            logdir=self.logdir,
+            epoch=self.epoch,
+            state=self.state_dict(),
+            save_lora=self.save_lora,
+            limit=self.config.num_checkpoint_limit,
+        )
 
     def load_checkpoint(self, directory: str | Path) -> None:
-        """Resume from a folder written by :meth:`save_checkpoint`."""
-        path = Path(directory) / STATE_FILE
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        self.load_state_dict(state)
+        """Resume from a folder written by :meth:`save_checkpoint` (read with
+        ``weights_only=True``: loading a checkpoint cannot run code)."""
+        self.load_state_dict(load_trainer_state(directory))
 
     # ---- logging ---------------------------------------------------------------------------
 
     def _log(self, metrics: dict[str, float], last: dict[str, Any], rewards: Tensor) -> None:
         if self.logdir is not None:
             self.logdir.mkdir(parents=True, exist_ok=True)
-            path = self.logdir / "metrics.csv"
-            new = not path.exists()
-            with path.open("a", newline="", encoding="utf-8") as fh:
-                writer = csv.DictWriter(fh, fieldnames=list(metrics))
-                if new:
-                    writer.writeheader()
-                writer.writerow(metrics)
             if not self._writer_opened:
-                self._writer, self._writer_opened = _open_tensorboard(self.logdir), True
-            if self._writer is not None:
-                for key, value in metrics.items():
-                    if key != "epoch":
-                        self._writer.add_scalar(f"alignprop/{key}", value, self.epoch)
+                self._writer, self._writer_opened = open_tensorboard(self.logdir), True
+            log_metrics(self.logdir, metrics, writer=self._writer, tag="alignprop", step=self.epoch)
         freq = self.config.log_image_freq
         if not (freq and self.epoch % freq == 0 and last):
             return
@@ -505,92 +500,17 @@ class AlignPropTrainer:
             self.image_samples_hook(pairs, self.epoch, self._writer)
 
 
-def _open_tensorboard(logdir: Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # tensorboard not installed: metrics.csv only
-        return None
-    return SummaryWriter(str(logdir / "tensorboard"))
-
-
-def save_image_grid(images: Tensor, path: Path, *, columns: int = 8) -> Path:
-    """Tile ``[B, C, H, W]`` images in [0, 1] (C = 1 or 3) into one PNG, ``columns`` per row."""
-    from PIL import Image
-
-    b, c, h, w = images.shape
-    cols = min(columns, b)
-    rows = -(-b // cols)
-    grid = torch.zeros(c, rows * h, cols * w)
-    for k in range(b):
-        r, q = divmod(k, cols)
-        grid[:, r * h : (r + 1) * h, q * w : (q + 1) * w] = images[k].detach().float().cpu()
-    array = (grid.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(array[..., 0] if c == 1 else array).save(path)
-    return path
-
-
-def _checkpoints(folder: Path) -> list[Path]:
-    """``checkpoint_N`` sub-folders holding a state file, oldest first."""
-    found = []
-    for child in folder.iterdir() if folder.is_dir() else []:
-        match = re.fullmatch(rf"{CHECKPOINT_PREFIX}(\d+)", child.name)
-        if match and (child / STATE_FILE).exists():
-            found.append((int(match.group(1)), child))
-    return [p for _, p in sorted(found)]
-
-
-def _latest_checkpoint(folder: Path) -> Path | None:
-    for candidate in (folder, folder / "checkpoints"):
-        found = _checkpoints(candidate)
-        if found:
-            return found[-1]
-    return None
-
-
-def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint ``path`` names: itself if it holds a state file, else the latest
-    ``checkpoint_N`` in it or in its ``checkpoints/``.
-
-    Raises:
-        ValueError: If no checkpoint is found there.
-    """
-    p = Path(path)
-    if (p / STATE_FILE).exists():
-        return p
-    latest = _latest_checkpoint(p)
-    if latest is None:
-        raise ValueError(f"resume_from: no checkpoint ({STATE_FILE}) found in {str(p)!r}")
-    return latest
-
-
-def _progress_bar(progress: bool | ProgressBar, total: int) -> tuple[Any, bool]:
-    if progress is False:
-        return None, False
-    if progress is True:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc="AlignProp", unit="step"), True
-    progress.reset(total=total)
-    return progress, False
-
-
 # ---- the CLI entry point ----------------------------------------------------------------------
 
-CONFIG_KEYS: dict[str, Any] = {
-    "model": "tiny",
-    "reward": "brightness",
-    "prompts": None,
-    "pretrain_steps": None,
-    "output_dir": None,
-}
+CONFIG_KEYS: dict[str, Any] = dict(CLI_KEYS)
 """Keys of :func:`train_from_config` beyond :class:`AlignPropConfig`'s fields, with defaults:
 ``model`` (``"tiny"``, the offline tiny model, or a local diffusers pipeline folder loaded with
 ``DiffusionPipeline.from_pretrained``; its scheduler is replaced by a ``DDIMScheduler`` of the
 same config), ``reward`` (``brightness``, ``redness``, ``tv``, ``jpeg``, ``aesthetic`` or a
 dotted path ``package.module:function``), ``prompts`` (drawn uniformly; default the tiny
 model's four), ``pretrain_steps`` (of the tiny model) and ``output_dir`` (where the final LoRA is
-saved; default ``logdir/lora``). ``truncation`` may be a string ``"fixed:K"``,
+saved; default ``logdir/lora``; when given without ``logdir``, the logs go to
+``output_dir/logs`` instead of TRL's ``./logs``). ``truncation`` may be a string ``"fixed:K"``,
 ``"uniform:KMIN:KMAX"``, ``"gaussian:MEAN:STD[:LOW:HIGH]"`` or ``"legacy_per_step:TMIN:TMAX"``."""
 
 TINY_TRAIN_DEFAULTS: dict[str, Any] = {
@@ -636,99 +556,6 @@ def parse_truncation(spec: str | Mapping[str, Any] | TruncationSchedule) -> Trun
         raise ValueError(f"truncation: wrong arguments for {kind!r}: {args}") from exc
 
 
-def reward_by_name(name: str, pipeline: Any = None, *, seed: int = 0) -> RewardFunction:
-    """The reward called ``name``.
-
-    ``brightness``; ``redness`` (−distance to pure red); ``tv`` (−total variation, a JPEG-size
-    proxy); ``jpeg`` (a :class:`JpegSizeSurrogate` fitted on 256 images sampled from
-    ``pipeline``); ``aesthetic`` is not built in (it needs CLIP and LAION head weights: pass a
-    dotted path to your own ``AestheticReward``); anything with a ``:`` or ``.`` is imported as
-    ``package.module:attribute`` (a callable, or a zero-argument factory named ``make_*``).
-
-    Raises:
-        ValueError: On an unknown name or an import failure.
-    """
-    from varl.diffusion import rewards
-
-    table: dict[str, Callable[[], RewardFunction]] = {
-        "brightness": lambda: rewards.brightness_reward,
-        "redness": lambda: rewards.colour_reward((1.0, 0.0, 0.0)),
-        "tv": lambda: rewards.compressibility_reward,
-        "jpeg": lambda: _fitted_jpeg_reward(pipeline, seed),
-    }
-    if name in table:
-        return table[name]()
-    if name == "aesthetic":
-        raise ValueError(
-            "reward: 'aesthetic' needs CLIP and aesthetic-head weights, which varl does not "
-            "download; build varl.diffusion.rewards.AestheticReward in your own module and pass "
-            "its dotted path (package.module:attribute)"
-        )
-    if ":" in name or "." in name:
-        import importlib
-
-        module_name, _, attr = name.rpartition(":") if ":" in name else name.rpartition(".")
-        try:
-            obj = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ValueError(f"reward: cannot import {name!r} ({exc})") from exc
-        if attr.startswith("make_"):
-            obj = obj()
-        if not callable(obj):
-            raise ValueError(f"reward: {name!r} is not callable")
-        fn: RewardFunction = obj
-        return fn
-    raise ValueError(
-        f"reward: expected one of {[*sorted(table), 'aesthetic']} or a dotted path, got {name!r}"
-    )
-
-
-def _fitted_jpeg_reward(pipeline: Any, seed: int) -> RewardFunction:
-    from varl.diffusion.rewards import JpegSizeSurrogate
-    from varl.diffusion.tiny import PROMPTS
-
-    if pipeline is None:
-        raise ValueError("reward: 'jpeg' needs the pipeline to sample training images from")
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        images = torch.cat(
-            [
-                sample_images(
-                    pipeline, list(PROMPTS) * 8, num_steps=10, eta=1.0, generator=gen
-                ).images
-                for _ in range(8)
-            ]
-        )
-    surrogate = JpegSizeSurrogate(images.shape[1])
-    surrogate.fit(images.float(), steps=200, seed=seed)
-    reward: RewardFunction = surrogate.reward
-    return reward
-
-
-def _load_pipeline(model: str, pretrain_steps: Any) -> Any:
-    if model == "tiny":
-        import dataclasses
-
-        from varl.diffusion.tiny import TinyDiffusionConfig, tiny_pipeline
-
-        tiny_cfg = TinyDiffusionConfig()
-        if pretrain_steps is not None:
-            tiny_cfg = dataclasses.replace(tiny_cfg, pretrain_steps=int(pretrain_steps))
-        return tiny_pipeline(tiny_cfg)
-    path = Path(model)
-    if not path.is_dir():
-        raise ValueError(
-            f"model: expected 'tiny' or a local diffusers pipeline folder, got {model!r}"
-        )
-    import diffusers
-
-    loader: Any = diffusers.DiffusionPipeline.from_pretrained
-    pipeline = loader(str(path), local_files_only=True)
-    ddim: Any = diffusers.DDIMScheduler.from_config
-    pipeline.scheduler = ddim(pipeline.scheduler.config)
-    return pipeline
-
-
 def train_from_config(cfg: Mapping[str, Any]) -> Path:
     """Train AlignProp from a flat mapping (``varl diffusion alignprop --config cfg.yaml``)
     and save the LoRA.
@@ -736,6 +563,8 @@ def train_from_config(cfg: Mapping[str, Any]) -> Path:
     Args:
         cfg: Keys are :class:`AlignPropConfig`'s fields and :data:`CONFIG_KEYS`. On the tiny
             model missing keys take :data:`TINY_TRAIN_DEFAULTS`, then the config's defaults.
+            ``output_dir`` without ``logdir`` puts the logs in ``output_dir/logs``
+            (:func:`varl.diffusion.trainer_io.split_trainer_config`).
 
     Returns:
         The folder holding the final ``pytorch_lora_weights.safetensors``.
@@ -743,34 +572,16 @@ def train_from_config(cfg: Mapping[str, Any]) -> Path:
     Raises:
         ValueError: On an unknown key or an invalid value.
     """
-    config_keys = {f.name for f in fields(AlignPropConfig)}
-    unknown = sorted(set(cfg) - config_keys - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(
-            f"cfg: unknown key(s) {unknown}; expected keys from {sorted(config_keys)} or "
-            f"{sorted(CONFIG_KEYS)}"
-        )
-    extra = {**CONFIG_KEYS, **{k: v for k, v in cfg.items() if k in CONFIG_KEYS}}
-    model = str(extra["model"])
-    defaults = TINY_TRAIN_DEFAULTS if model == "tiny" else {}
-    values = {**defaults, **{k: v for k, v in cfg.items() if k in config_keys}}
+    values, extra = split_trainer_config(cfg, AlignPropConfig, TINY_TRAIN_DEFAULTS)
     if "truncation" in values:
         values["truncation"] = parse_truncation(values["truncation"])
     config = AlignPropConfig(**values)
-    from varl.diffusion.tiny import PROMPTS
-
-    prompts: Sequence[str] = list(extra["prompts"] or PROMPTS)
-    if not prompts or not all(isinstance(p, str) for p in prompts):
-        raise ValueError(f"prompts: expected a non-empty list of strings, got {prompts!r}")
+    prompt_function = uniform_prompt_function(extra["prompts"])
     torch.set_num_threads(1)
-    pipeline = _load_pipeline(model, extra["pretrain_steps"])
+    pipeline = load_pipeline(str(extra["model"]), extra["pretrain_steps"])
     reward = reward_by_name(str(extra["reward"]), pipeline, seed=config.seed)
-
-    def prompt_function() -> tuple[str, dict[str, Any]]:
-        return random.choice(prompts), {}  # the trainer seeds and checkpoints `random`
-
     trainer = AlignPropTrainer(config, reward, prompt_function, pipeline)
     trainer.train()
-    out_dir = extra["output_dir"] or (Path(config.logdir) / "lora" if config.logdir else "lora")
+    out_dir = lora_output_dir(extra["output_dir"], config.logdir)
     trainer.save_lora(out_dir)
-    return Path(out_dir)
+    return out_dir

@@ -39,14 +39,10 @@ equal the stored ones before the first update (ratio exactly 1).
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import math
-import random
-import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,13 +51,6 @@ import torch
 from torch import Tensor
 
 from varl._progress import ProgressBar
-from varl.diffusion.alignprop import (
-    CHECKPOINT_PREFIX,
-    STATE_FILE,
-    resolve_checkpoint,
-    reward_by_name,
-    save_image_grid,
-)
 from varl.diffusion.ddpo_math import (
     PerPromptStatTracker,
     approx_kl,
@@ -78,6 +67,42 @@ from varl.diffusion.lora import (
     save_lora,
 )
 from varl.diffusion.sampling import check_pipeline, ddim_transition_log_prob, sample_images
+from varl.diffusion.trainer_io import (
+    CHECKPOINT_PREFIX,
+    CLI_KEYS,
+    STATE_FILE,
+    draw_prompts,
+    global_rng_state,
+    load_pipeline,
+    load_trainer_state,
+    log_metrics,
+    lora_output_dir,
+    open_tensorboard,
+    progress_bar,
+    resolve_checkpoint,
+    resume_target,
+    reward_by_name,
+    save_image_grid,
+    seed_global_rngs,
+    set_global_rng_state,
+    split_trainer_config,
+    uniform_prompt_function,
+    write_checkpoint,
+)
+
+__all__ = [
+    "CHECKPOINT_PREFIX",
+    "CONFIG_KEYS",
+    "STATE_FILE",
+    "TINY_TRAIN_DEFAULTS",
+    "DDPOConfig",
+    "DDPOTrainer",
+    "EpochSamples",
+    "jpeg_size_reward",
+    "resolve_checkpoint",
+    "rewards_to_array",
+    "train_from_config",
+]
 
 PromptFunction = Callable[[], tuple[str, Any]]
 RewardFunction = Callable[[Tensor, tuple[str, ...], tuple[Any, ...]], tuple[Any, dict[str, Any]]]
@@ -336,9 +361,7 @@ class DDPOTrainer:
             module = getattr(sd_pipeline, name, None)
             if module is not None:
                 module.requires_grad_(False).eval()
-        random.seed(config.seed)  # a prompt_function drawing from the global RNGs is seeded too
-        np.random.seed(config.seed)
-        torch.manual_seed(config.seed)
+        seed_global_rngs(config.seed)  # a prompt_function drawing from them is seeded too
         self.unet = sd_pipeline.unet
         self.unet.eval()  # no dropout: recomputed log-probs equal the sampled ones
         self.trainable_parameters = add_lora(self.unet, rank=config.lora_rank, seed=config.seed)
@@ -364,12 +387,9 @@ class DDPOTrainer:
         self.history: list[dict[str, float]] = []
         self.logdir = Path(config.logdir) if config.logdir is not None else None
         self._writer: Any = None
-        if config.resume_from == "latest":
-            found = _checkpoints(self.logdir / "checkpoints") if self.logdir else []
-            if found:
-                self.load_checkpoint(found[-1])
-        elif config.resume_from:
-            self.load_checkpoint(resolve_checkpoint(config.resume_from))
+        target = resume_target(config.resume_from, self.logdir)
+        if target is not None:
+            self.load_checkpoint(target)
 
     # ---- the algorithm -------------------------------------------------------------------
 
@@ -386,14 +406,7 @@ class DDPOTrainer:
         rewards_all = []
         infos = []
         for _ in range(cfg.sample_num_batches_per_epoch):
-            pairs = [self.prompt_function() for _ in range(cfg.sample_batch_size)]
-            for pair in pairs:
-                if not (isinstance(pair, tuple) and len(pair) == 2 and isinstance(pair[0], str)):
-                    raise ValueError(
-                        f"prompt_function: expected to return (prompt: str, metadata), got {pair!r}"
-                    )
-            prompts = tuple(p for p, _ in pairs)
-            metadata = tuple(m for _, m in pairs)
+            prompts, metadata = draw_prompts(self.prompt_function, cfg.sample_batch_size)
             with torch.no_grad():
                 out = sample_images(
                     self.pipeline,
@@ -563,7 +576,7 @@ class DDPOTrainer:
             _check_int(epochs, "epochs", minimum=0)
         target = self.config.num_epochs if epochs is None else epochs
         todo = max(target - self.epoch, 0)
-        bar, owned = _progress_bar(progress, target)
+        bar, owned = progress_bar(progress, target, desc="DDPO epochs", unit="epoch")
         if bar is not None and self.epoch:
             bar.update(min(self.epoch, target))
         self._writer = self._open_writer()
@@ -596,17 +609,15 @@ class DDPOTrainer:
         return save_lora(self.unet, directory)
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: LoRA weights, optimiser, tracker, counters, RNGs."""
-        np_state: tuple[Any, ...] = tuple(np.random.get_state())
+        """Everything needed to continue: LoRA weights, optimiser, tracker, counters, RNGs
+        (tensors and plain Python values only, so it loads with ``weights_only=True``)."""
         return {
             "config": asdict(self.config),
             "lora": lora_state_dict(self.unet),
             "optimizer": self.optimizer.state_dict(),
             "stat_tracker": None if self.stat_tracker is None else self.stat_tracker.state_dict(),
             "generator": self.generator.get_state(),
-            "python_rng": random.getstate(),
-            "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "torch_rng": torch.get_rng_state(),
+            **global_rng_state(),
             "epoch": self.epoch,
             "global_step": self.global_step,
             "queries": self.queries,
@@ -625,10 +636,7 @@ class DDPOTrainer:
         if self.stat_tracker is not None and state["stat_tracker"] is not None:
             self.stat_tracker.load_state_dict(state["stat_tracker"])
         self.generator.set_state(state["generator"])
-        random.setstate(state["python_rng"])
-        kind, keys, *rest = state["numpy_rng"]
-        np.random.set_state((kind, np.asarray(keys, dtype=np.uint32), *rest))
-        torch.set_rng_state(state["torch_rng"])
+        set_global_rng_state(state)
         self.epoch = int(state["epoch"])
         self.global_step = int(state["global_step"])
         self.queries = int(state["queries"])
@@ -641,23 +649,19 @@ class DDPOTrainer:
         Raises:
             ValueError: If no ``directory`` is given and ``logdir`` is None.
         """
-        if directory is None:
-            if self.logdir is None:
-                raise ValueError("directory: needed when config.logdir is None")
-            directory = self.logdir / "checkpoints" / f"{CHECKPOINT_PREFIX}{self.epoch}"
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), out / STATE_FILE)
-        self.save_lora(out)
-        if self.config.num_checkpoint_limit and out.parent.name == "checkpoints":
-            for old in _checkpoints(out.parent)[: -self.config.num_checkpoint_limit]:
-                shutil.rmtree(old)
-        return out
+        return write_checkpoint(
+            directory,
+            logdir=self.logdir,
+            epoch=self.epoch,
+            state=self.state_dict(),
+            save_lora=self.save_lora,
+            limit=self.config.num_checkpoint_limit,
+        )
 
     def load_checkpoint(self, directory: str | Path) -> None:
-        """Resume from a folder written by :meth:`save_checkpoint`."""
-        state = torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
-        self.load_state_dict(state)
+        """Resume from a folder written by :meth:`save_checkpoint` (read with
+        ``weights_only=True``: loading a checkpoint cannot run code)."""
+        self.load_state_dict(load_trainer_state(directory))
 
     # ---- logging -----------------------------------------------------------------------
 
@@ -665,27 +669,12 @@ class DDPOTrainer:
         if self.logdir is None:
             return None
         self.logdir.mkdir(parents=True, exist_ok=True)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard not installed: CSV only
-            return None
-        return SummaryWriter(str(self.logdir / "tensorboard"))
+        return open_tensorboard(self.logdir)
 
     def _log(self, metrics: dict[str, float], samples: EpochSamples) -> None:
         if self.logdir is None:
             return
-        self.logdir.mkdir(parents=True, exist_ok=True)
-        path = self.logdir / "metrics.csv"
-        new = not path.exists()
-        with path.open("a", newline="", encoding="utf-8") as fh:
-            out = csv.DictWriter(fh, fieldnames=list(metrics))
-            if new:
-                out.writeheader()
-            out.writerow(metrics)
-        if self._writer is not None:
-            for key, value in metrics.items():
-                if key != "epoch":
-                    self._writer.add_scalar(f"ddpo/{key}", value, self.epoch)
+        log_metrics(self.logdir, metrics, writer=self._writer, tag="ddpo", step=self.epoch)
         freq = self.config.log_image_freq
         if freq and self.epoch % freq == 0:
             save_image_grid(
@@ -694,43 +683,17 @@ class DDPOTrainer:
             )
 
 
-def _checkpoints(folder: Path) -> list[Path]:
-    """``checkpoint_N`` sub-folders of ``folder`` holding a state file, oldest first."""
-    found = []
-    for child in folder.iterdir() if folder.is_dir() else []:
-        suffix = child.name.removeprefix(CHECKPOINT_PREFIX)
-        if child.name != suffix and suffix.isdigit() and (child / STATE_FILE).exists():
-            found.append((int(suffix), child))
-    return [p for _, p in sorted(found)]
-
-
-def _progress_bar(progress: bool | ProgressBar, total: int) -> tuple[Any, bool]:
-    if progress is False:
-        return None, False
-    if progress is True:
-        from tqdm.auto import tqdm
-
-        return tqdm(total=total, desc="DDPO epochs", unit="epoch"), True
-    progress.reset(total=total)
-    return progress, False
-
-
 # ---- the CLI entry point ----------------------------------------------------------------------
 
-CONFIG_KEYS: dict[str, Any] = {
-    "model": "tiny",
-    "reward": "brightness",
-    "prompts": None,
-    "pretrain_steps": None,
-    "output_dir": None,
-}
+CONFIG_KEYS: dict[str, Any] = dict(CLI_KEYS)
 """Keys of :func:`train_from_config` beyond :class:`DDPOConfig`'s fields, with defaults (the
 same as :data:`varl.diffusion.alignprop.CONFIG_KEYS`): ``model`` (``"tiny"`` or a local
 diffusers pipeline folder; its scheduler is replaced by a ``DDIMScheduler`` of the same config),
-``reward`` (any name :func:`varl.diffusion.alignprop.reward_by_name` knows, or ``jpeg_size``:
+``reward`` (any name :func:`varl.diffusion.trainer_io.reward_by_name` knows, or ``jpeg_size``:
 −the measured JPEG size in kB, DDPO's black-box compressibility reward), ``prompts`` (drawn
 uniformly; default the tiny model's four), ``pretrain_steps`` (of the tiny model) and
-``output_dir`` (where the final LoRA is saved; default ``logdir/lora``)."""
+``output_dir`` (where the final LoRA is saved; default ``logdir/lora``; when given without
+``logdir``, the logs go to ``output_dir/logs`` instead of TRL's ``./logs``)."""
 
 TINY_TRAIN_DEFAULTS: dict[str, Any] = {
     "sample_num_steps": 10,
@@ -760,28 +723,6 @@ def jpeg_size_reward(
     return -size, {"jpeg_kb": size}
 
 
-def _load_pipeline(model: str, pretrain_steps: Any) -> Any:
-    if model == "tiny":
-        from varl.diffusion.tiny import TinyDiffusionConfig, tiny_pipeline
-
-        tiny_cfg = TinyDiffusionConfig()
-        if pretrain_steps is not None:
-            tiny_cfg = dataclasses.replace(tiny_cfg, pretrain_steps=int(pretrain_steps))
-        return tiny_pipeline(tiny_cfg)
-    path = Path(model)
-    if not path.is_dir():
-        raise ValueError(
-            f"model: expected 'tiny' or a local diffusers pipeline folder, got {model!r}"
-        )
-    import diffusers
-
-    loader: Any = diffusers.DiffusionPipeline.from_pretrained
-    pipeline = loader(str(path), local_files_only=True)
-    ddim: Any = diffusers.DDIMScheduler.from_config
-    pipeline.scheduler = ddim(pipeline.scheduler.config)
-    return pipeline
-
-
 def train_from_config(cfg: Mapping[str, Any]) -> Path:
     """Train DDPO from a flat mapping (``varl diffusion ddpo --config cfg.yaml``) and save the
     LoRA; the counterpart of :func:`varl.diffusion.alignprop.train_from_config`.
@@ -789,6 +730,8 @@ def train_from_config(cfg: Mapping[str, Any]) -> Path:
     Args:
         cfg: Keys are :class:`DDPOConfig`'s fields and :data:`CONFIG_KEYS`. On the tiny model
             missing keys take :data:`TINY_TRAIN_DEFAULTS`, then the config's defaults.
+            ``output_dir`` without ``logdir`` puts the logs in ``output_dir/logs``
+            (:func:`varl.diffusion.trainer_io.split_trainer_config`).
 
     Returns:
         The folder holding the final ``pytorch_lora_weights.safetensors``.
@@ -796,36 +739,19 @@ def train_from_config(cfg: Mapping[str, Any]) -> Path:
     Raises:
         ValueError: On an unknown key or an invalid value.
     """
-    config_keys = {f.name for f in fields(DDPOConfig)}
-    unknown = sorted(set(cfg) - config_keys - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(
-            f"cfg: unknown key(s) {unknown}; expected keys from {sorted(config_keys)} or "
-            f"{sorted(CONFIG_KEYS)}"
-        )
-    extra = {**CONFIG_KEYS, **{k: v for k, v in cfg.items() if k in CONFIG_KEYS}}
-    model = str(extra["model"])
-    defaults = TINY_TRAIN_DEFAULTS if model == "tiny" else {}
-    config = DDPOConfig(**{**defaults, **{k: v for k, v in cfg.items() if k in config_keys}})
-    from varl.diffusion.tiny import PROMPTS
-
-    prompts: Sequence[str] = list(extra["prompts"] or PROMPTS)
-    if not prompts or not all(isinstance(p, str) for p in prompts):
-        raise ValueError(f"prompts: expected a non-empty list of strings, got {prompts!r}")
+    values, extra = split_trainer_config(cfg, DDPOConfig, TINY_TRAIN_DEFAULTS)
+    config = DDPOConfig(**values)
+    prompt_function = uniform_prompt_function(extra["prompts"])
     torch.set_num_threads(1)
-    pipeline = _load_pipeline(model, extra["pretrain_steps"])
+    pipeline = load_pipeline(str(extra["model"]), extra["pretrain_steps"])
     name = str(extra["reward"])
     reward: Any = (
         jpeg_size_reward
         if name == "jpeg_size"
         else reward_by_name(name, pipeline, seed=config.seed)
     )
-
-    def prompt_function() -> tuple[str, dict[str, Any]]:
-        return random.choice(prompts), {}  # the trainer seeds and checkpoints `random`
-
     trainer = DDPOTrainer(config, reward, prompt_function, pipeline)
     trainer.train()
-    out_dir = extra["output_dir"] or (Path(config.logdir) / "lora" if config.logdir else "lora")
+    out_dir = lora_output_dir(extra["output_dir"], config.logdir)
     trainer.save_lora(out_dir)
-    return Path(out_dir)
+    return out_dir

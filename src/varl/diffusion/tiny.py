@@ -266,6 +266,8 @@ def pretrain(pipeline: Any, cfg: TinyDiffusionConfig, *, steps: int | None = Non
     ``L = ‖ε − ε_θ(√ᾱ_t x_0 + √(1−ᾱ_t) ε, t, c)‖²`` with t ~ U{0..999}, x_0 from
     :func:`procedural_images` scaled to [−1, 1] and c the prompt's embedding ("" with
     probability ``cfg.uncond_prob``). Adam, seeded by ``cfg.seed``; both models end in eval mode.
+    Gradients are enabled for the fit even when the caller runs under ``torch.no_grad()`` (e.g.
+    :func:`tiny_pipeline` building the model on first use inside an evaluation loop).
 
     Returns:
         The loss of every step.
@@ -279,21 +281,22 @@ def pretrain(pipeline: Any, cfg: TinyDiffusionConfig, *, steps: int | None = Non
     unet.train()
     text_encoder.train()
     losses = []
-    for _ in range(n_steps):
-        ids = torch.randint(0, len(PROMPTS), (cfg.batch_size,), generator=gen)
-        x0 = procedural_images(ids, image_size=cfg.image_size, generator=gen) * 2 - 1
-        drop = torch.rand(cfg.batch_size, generator=gen) < cfg.uncond_prob
-        prompts = ["" if d else PROMPTS[int(i)] for i, d in zip(ids, drop, strict=True)]
-        t = torch.randint(0, len(alphas), (cfg.batch_size,), generator=gen)
-        eps = torch.randn(x0.shape, generator=gen)
-        a = alphas[t].reshape(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        pred = unet(xt, t, encoder_hidden_states=encode_prompts(pipeline, prompts)).sample
-        loss = torch.nn.functional.mse_loss(pred, eps)
-        optimiser.zero_grad()
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    with torch.enable_grad():  # backward() needs a graph even under an outer no_grad
+        for _ in range(n_steps):
+            ids = torch.randint(0, len(PROMPTS), (cfg.batch_size,), generator=gen)
+            x0 = procedural_images(ids, image_size=cfg.image_size, generator=gen) * 2 - 1
+            drop = torch.rand(cfg.batch_size, generator=gen) < cfg.uncond_prob
+            prompts = ["" if d else PROMPTS[int(i)] for i, d in zip(ids, drop, strict=True)]
+            t = torch.randint(0, len(alphas), (cfg.batch_size,), generator=gen)
+            eps = torch.randn(x0.shape, generator=gen)
+            a = alphas[t].reshape(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            pred = unet(xt, t, encoder_hidden_states=encode_prompts(pipeline, prompts)).sample
+            loss = torch.nn.functional.mse_loss(pred, eps)
+            optimiser.zero_grad()
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimiser.step()
+            losses.append(float(loss.detach()))
     unet.eval()
     text_encoder.eval()
     return losses
