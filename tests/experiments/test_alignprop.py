@@ -63,6 +63,22 @@ def test_reduced_run_reports_every_quantity(
     assert result.to_dict()["settings"]["batches"] == 2
 
 
+def test_arms_get_their_own_learning_rates_and_ddpo_per_prompt_advantages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VARL_CACHE", str(tmp_path))
+    ddpo = alignprop._trainer("DDPO", "brightness", TINY, 0, "random")
+    assert ddpo.config.train_learning_rate == alignprop.DDPO_LR == TINY.ddpo_lr
+    assert ddpo.config.per_prompt_stat_tracking and ddpo.stat_tracker is not None
+    assert (ddpo.stat_tracker.buffer_size, ddpo.stat_tracker.min_count) == (16, 4)
+    assert ddpo.config.samples_per_epoch == ddpo.config.train_batch_size == TINY.batch_size
+    align = alignprop._trainer("AlignProp", "brightness", TINY, 0, "random")
+    assert align.config.train_learning_rate == TINY.lr
+    batch_adv = dataclasses.replace(TINY, ddpo_per_prompt=False, ddpo_lr=1e-3)
+    ddpo = alignprop._trainer("DDPO", "brightness", batch_adv, 0, "random")
+    assert ddpo.stat_tracker is None and ddpo.config.train_learning_rate == 1e-3
+
+
 @pytest.mark.slow
 def test_alignprop_improves_brightness_faster_than_ddpo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
