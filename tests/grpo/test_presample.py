@@ -73,3 +73,22 @@ def test_bad_input() -> None:
         estimate_acceptance_and_grad_norms(model, tok, ["x"], _accept_even, samples=0)
     with pytest.raises(ValueError, match="param_filter: no parameter name contains 'nope'"):
         estimate_acceptance_and_grad_norms(model, tok, ["x"], _accept_even, param_filter="nope")
+
+
+def test_frozen_embedding_gives_the_same_norms_and_stays_frozen() -> None:
+    # Under LoRA the base embedding is frozen; its gradient norm must still be measurable.
+    tok = build_char_tokenizer()
+    norms = []
+    for freeze in (False, True):
+        model = build_tiny_model(tok, seed=0)
+        if freeze:
+            model.requires_grad_(False)
+        torch.manual_seed(0)
+        _, g = estimate_acceptance_and_grad_norms(
+            model, tok, ["1+1=", "2+2="], _accept_even, samples=4, max_new_tokens=6
+        )
+        norms.append(g)
+        if freeze:
+            assert not any(q.requires_grad for q in model.parameters())
+    np.testing.assert_allclose(norms[0], norms[1], rtol=1e-6)
+    assert norms[0].sum() > 0

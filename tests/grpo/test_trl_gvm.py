@@ -288,6 +288,7 @@ def test_gvm_config_validation(tmp_path: Path) -> None:
         "sample_allocation: 'gvm' needs multi_objective_aggregation": dict(
             multi_objective_aggregation="normalize_then_sum"
         ),
+        "sample_allocation: 'gvm' cannot be combined with use_vllm": dict(use_vllm=True),
     }
     for message, bad in cases.items():
         with pytest.raises(ValueError, match=message):

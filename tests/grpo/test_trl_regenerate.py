@@ -356,3 +356,5 @@ def test_regenerate_config_validation(tmp_path: Path) -> None:
         _config(tmp_path, std_filter_max_rounds=-1)
     with pytest.raises(ValueError, match="std_filter_mode: 'regenerate' needs std_filter=True"):
         _config(tmp_path, std_filter=False)
+    with pytest.raises(ValueError, match="cannot be combined with scale_rewards='batch'"):
+        _config(tmp_path, scale_rewards="batch")

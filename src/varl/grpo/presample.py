@@ -37,6 +37,7 @@ def estimate_acceptance_and_grad_norms(
     max_new_tokens: int = 64,
     temperature: float = 1.0,
     param_filter: str = "embed_tokens",
+    add_special_tokens: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Acceptance rates ``[N]`` and mean accepted-sample gradient norms ``[N]``.
 
@@ -50,7 +51,11 @@ def estimate_acceptance_and_grad_norms(
         threshold: A completion is accepted when its reward is > this.
         max_new_tokens: Generation limit.
         temperature: Sampling temperature.
-        param_filter: Substring selecting the parameters of the gradient norm.
+        param_filter: Substring selecting the parameters of the gradient norm. A frozen one
+            (e.g. the base embedding under LoRA) gets requires_grad for the duration of the
+            call only, so the norm is the same whether or not the parameter is trained.
+        add_special_tokens: Passed to the tokenizer: True to encode prompts the way trl's
+            GRPOTrainer does (with BOS where the tokenizer adds one), False for raw prompts.
 
     Returns:
         ``(accept_rate, grad_norm)``; the model's parameters are left unchanged and its gradients
@@ -59,20 +64,58 @@ def estimate_acceptance_and_grad_norms(
     Raises:
         ValueError: If ``samples`` < 1 or no parameter name contains ``param_filter``.
     """
-    import torch
 
     if samples < 1:
         raise ValueError(f"samples: expected an int >= 1, got {samples}")
     params = [p for n, p in model.named_parameters() if param_filter in n]
     if not params:
         raise ValueError(f"param_filter: no parameter name contains {param_filter!r}")
-    columns = dict(columns or {})
+    frozen = [p for p in params if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
+    try:
+        return _estimate(
+            model,
+            tokenizer,
+            prompts,
+            reward_fn,
+            dict(columns or {}),
+            params,
+            samples=samples,
+            threshold=threshold,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            add_special_tokens=add_special_tokens,
+        )
+    finally:
+        for p in frozen:
+            p.requires_grad_(False)
+
+
+def _estimate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    reward_fn: Callable[..., list[float | None]],
+    columns: dict[str, Sequence[Any]],
+    params: list[Any],
+    *,
+    samples: int,
+    threshold: float,
+    max_new_tokens: int,
+    temperature: float,
+    add_special_tokens: bool,
+) -> tuple[FloatArray, FloatArray]:
+    import torch
+
     rates = np.zeros(len(prompts))
     norms = np.zeros(len(prompts))
     was_training = model.training
     model.eval()
     for i, prompt in enumerate(prompts):
-        enc = tokenizer([prompt], return_tensors="pt", add_special_tokens=False).to(model.device)
+        enc = tokenizer([prompt], return_tensors="pt", add_special_tokens=add_special_tokens).to(
+            model.device
+        )
         with torch.no_grad():
             out = model.generate(
                 **enc,

@@ -214,8 +214,8 @@ def sample_completions(
     model.eval()
     with torch.no_grad():
         out = model.generate(
-            input_ids=ids,
-            attention_mask=mask,
+            input_ids=ids.to(model.device),
+            attention_mask=mask.to(model.device),
             max_new_tokens=max_new_tokens,
             pad_token_id=pad,
             **sampling,
@@ -255,6 +255,7 @@ def sequence_logprobs(
         ids[r, : len(s)] = torch.tensor(s)
         mask[r, : len(s)] = 1
         target[r, len(p) - 1 : len(s) - 1] = True
+    ids, mask, target = ids.to(model.device), mask.to(model.device), target.to(model.device)
     logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
     logp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     return (logp * target).sum(-1)
@@ -407,6 +408,8 @@ def raft_train(
         start, rates, norms = state["step"], state["rates"], state["norms"]
         history = RaftHistory(**state["history"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
     else:
         torch.manual_seed(config.seed)
 
@@ -510,6 +513,7 @@ def raft_train(
                     "norms": norms,
                     "history": dataclasses.asdict(history),
                     "rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 },
             )
         if bar is not False:

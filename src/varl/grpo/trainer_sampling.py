@@ -103,6 +103,15 @@ def check_sampling_config(config: Any) -> None:
         )
     if gvm and config.std_filter:
         raise ValueError("sample_allocation: 'gvm' cannot be combined with std_filter=True")
+    if gvm and config.use_vllm:
+        # trl's vLLM paths take one prompt per num_generations rows, which variable group sizes
+        # break (completions would be scored against another prompt's reference).
+        raise ValueError("sample_allocation: 'gvm' cannot be combined with use_vllm=True")
+    if config.std_filter_mode == "regenerate" and config.scale_rewards == "batch":
+        raise ValueError(
+            "std_filter_mode: 'regenerate' normalises each refill round on its own, so it cannot "
+            "be combined with scale_rewards='batch' (use 'group' or 'none')"
+        )
     if gvm and config.multi_objective_aggregation != "sum_then_normalize":
         raise ValueError(
             "sample_allocation: 'gvm' needs multi_objective_aggregation='sum_then_normalize', "
@@ -236,13 +245,15 @@ def gvm_generate_and_score(
             max_new_tokens=args.max_completion_length,
             temperature=args.temperature,
             param_filter=args.gvm_param_filter,
+            add_special_tokens=True,  # as trl tokenises plain-text prompts
         )
         estimates.update(todo, rates, norms, step)
     rates, norms = estimates.get(keys)
     counts, fallback = allocate_budget(
         rates, norms, len(inputs), alpha=args.gvm_alpha, beta=args.gvm_beta
     )
-    rows = [groups[i] for i, n in enumerate(counts.tolist()) for _ in range(n)]
+    # One dict per row: trl writes per-completion fields into its input rows in place.
+    rows = [dict(groups[i]) for i, n in enumerate(counts.tolist()) for _ in range(n)]
     output = generate(rows)
     rewards = weighted_rewards(trainer)
     sizes = counts.tolist()

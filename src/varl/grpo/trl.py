@@ -475,7 +475,10 @@ class VarlGRPOTrainer(GRPOTrainer):
                     f"{VARL_STATE_FILE} (was it written without reward_mode='rlpr'?)"
                 )
             else:  # a fresh run: the initial policy, before any update
-                self._rlpr_fill_cache()
+                # Under the same autocast as the live scores (bf16 on by default), so that the
+                # debiasing p - p0 compares numbers computed at one precision.
+                with self.accelerator.autocast():
+                    self._rlpr_fill_cache()
         return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
 
     @torch.no_grad()
