@@ -26,6 +26,7 @@ from varl.grpo.rlpr_scoring import (  # noqa: E402
 )
 from varl.grpo.tiny import (  # noqa: E402
     EOS_ID,
+    QUIET_CPU_TRAINER_ARGS,
     arithmetic_task,
     build_char_tokenizer,
     build_tiny_model,
@@ -201,10 +202,8 @@ def char_sum(completions: list[str], **kwargs: Any) -> list[float]:
 
 def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
     base: dict[str, Any] = dict(
+        **QUIET_CPU_TRAINER_ARGS,
         output_dir=str(tmp_path),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
         per_device_train_batch_size=8,
         num_generations=G,
         max_completion_length=30,
@@ -212,10 +211,8 @@ def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
         max_steps=2,
         logging_steps=1,
         seed=0,
-        beta=0.0,
         bf16=False,
         loss_type="bnpo",
-        disable_tqdm=True,
         reward_mode="rlpr",
     )
     return VarlGRPOConfig(**(base | kwargs))

@@ -21,7 +21,12 @@ from transformers import TrainerCallback  # noqa: E402
 from varl.grpo import gvm_sampling  # noqa: E402
 from varl.grpo.advantages import group_advantages, variable_group_advantages  # noqa: E402
 from varl.grpo.gvm_sampling import GVMEstimates, allocate_budget  # noqa: E402
-from varl.grpo.tiny import arithmetic_task, build_char_tokenizer, build_tiny_model  # noqa: E402
+from varl.grpo.tiny import (  # noqa: E402
+    QUIET_CPU_TRAINER_ARGS,
+    arithmetic_task,
+    build_char_tokenizer,
+    build_tiny_model,
+)
 from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer  # noqa: E402
 
 torch.set_num_threads(1)
@@ -120,10 +125,8 @@ def digit_third(completions: list[str], **kwargs: Any) -> list[float]:
 
 def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
     base: dict[str, Any] = dict(
+        **QUIET_CPU_TRAINER_ARGS,
         output_dir=str(tmp_path),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
         per_device_train_batch_size=16,
         num_generations=G,
         max_completion_length=6,
@@ -131,9 +134,7 @@ def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
         max_steps=2,
         logging_steps=1,
         seed=0,
-        beta=0.0,
         loss_type="bnpo",
-        disable_tqdm=True,
         sample_allocation="gvm",
         gvm_presample_count=6,
         gvm_refresh_steps=2,

@@ -17,7 +17,12 @@ datasets = pytest.importorskip("datasets")
 from transformers import TrainerCallback  # noqa: E402
 
 from varl.grpo.regenerate import RefillStream, concat_rows, fill_filtered_groups  # noqa: E402
-from varl.grpo.tiny import build_char_tokenizer, build_tiny_model, multi_answer_task  # noqa: E402
+from varl.grpo.tiny import (  # noqa: E402
+    QUIET_CPU_TRAINER_ARGS,
+    build_char_tokenizer,
+    build_tiny_model,
+    multi_answer_task,
+)
 from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer  # noqa: E402
 
 torch.set_num_threads(1)
@@ -191,10 +196,8 @@ def half_constant(prompts: list[str], completions: list[str], **kwargs: Any) -> 
 
 def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
     base: dict[str, Any] = dict(
+        **QUIET_CPU_TRAINER_ARGS,
         output_dir=str(tmp_path),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
         per_device_train_batch_size=16,
         num_generations=G,
         max_completion_length=12,
@@ -202,9 +205,7 @@ def _config(tmp_path: Path, **kwargs: Any) -> VarlGRPOConfig:
         max_steps=2,
         logging_steps=1,
         seed=0,
-        beta=0.0,
         loss_type="bnpo",
-        disable_tqdm=True,
         std_filter=True,
         std_filter_mode="regenerate",
         std_filter_beta=0.01,

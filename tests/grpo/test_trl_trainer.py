@@ -15,6 +15,7 @@ datasets = pytest.importorskip("datasets")
 
 from varl.grpo.losses import aggregate, clipped_policy_loss  # noqa: E402
 from varl.grpo.tiny import (  # noqa: E402
+    QUIET_CPU_TRAINER_ARGS,
     build_char_tokenizer,
     build_tiny_model,
     multi_answer_task,
@@ -40,10 +41,8 @@ def warm_model() -> tuple[Any, Any]:
 
 def _kwargs(tmp_path: Path) -> dict[str, Any]:
     return dict(
+        **QUIET_CPU_TRAINER_ARGS,
         output_dir=str(tmp_path),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
         per_device_train_batch_size=8,
         num_generations=G,
         max_completion_length=44,
@@ -51,9 +50,7 @@ def _kwargs(tmp_path: Path) -> dict[str, Any]:
         max_steps=2,
         logging_steps=1,
         seed=0,
-        beta=0.0,
         loss_type="bnpo",
-        disable_tqdm=True,
     )
 
 

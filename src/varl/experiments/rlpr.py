@@ -297,17 +297,15 @@ def _trainer(
     import datasets
     from transformers import PrinterCallback
 
+    from varl.grpo.tiny import QUIET_CPU_TRAINER_ARGS
     from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer
     from varl.rewards.text import tag_format
 
     model, tok, items = copy.deepcopy(warm[0]), warm[1], warm[2]
     rlpr = arm == "RLPR"
     args = VarlGRPOConfig(
+        **QUIET_CPU_TRAINER_ARGS,
         output_dir=tempfile.mkdtemp(prefix="varl-rlpr-"),
-        use_cpu=True,
-        report_to="none",
-        save_strategy="no",
-        disable_tqdm=True,
         per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
         num_generations=cfg.group_size,
         max_completion_length=cfg.max_completion_length,
@@ -315,7 +313,6 @@ def _trainer(
         max_steps=cfg.steps,
         logging_steps=1,
         seed=seed,
-        beta=0.0,
         temperature=1.0,
         bf16=False,  # float32 on the CPU: exact, and faster than bf16 autocast there
         loss_aggregation="token_mean",

@@ -149,7 +149,7 @@ def run_arm(
     import torch
     from transformers import PrinterCallback, TrainerCallback
 
-    from varl.grpo.tiny import multi_answer_task
+    from varl.grpo.tiny import QUIET_CPU_TRAINER_ARGS, multi_answer_task
     from varl.grpo.trl import VarlGRPOConfig, VarlGRPOTrainer
     from varl.rewards.text import MultiChoiceReward, tag_format
 
@@ -167,11 +167,8 @@ def run_arm(
     binary = MultiChoiceReward(mode="binary", name="binary")
     with tempfile.TemporaryDirectory() as out_dir:
         args = VarlGRPOConfig(
+            **QUIET_CPU_TRAINER_ARGS,
             output_dir=out_dir,
-            use_cpu=True,
-            report_to="none",
-            save_strategy="no",
-            disable_tqdm=True,
             per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
             num_generations=cfg.group_size,
             max_completion_length=cfg.max_completion_length,
@@ -179,7 +176,6 @@ def run_arm(
             max_steps=cfg.steps,
             logging_steps=cfg.log_every,
             seed=seed,
-            beta=0.0,
             temperature=1.0,
             loss_aggregation="token_mean",
             token_weighting=weighting,

@@ -34,6 +34,16 @@ SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>")
 PAD_ID, BOS_ID, EOS_ID = 0, 1, 2
 OPTIONS = "ABCDE"
 REASONING_PREFIX = "<think>ok</think>"
+
+# GRPOConfig settings every offline run on the tiny model shares (tests and experiments).
+QUIET_CPU_TRAINER_ARGS: dict[str, Any] = {
+    "use_cpu": True,
+    "report_to": "none",
+    "save_strategy": "no",
+    "disable_tqdm": True,
+    "beta": 0.0,
+}
+"""The CPU, no reporting integrations, no checkpoints, no progress bar, no KL term."""
 """The generic prefix every multi-answer completion starts with (TW-GRPO's "unfocused" tokens)."""
 
 
