@@ -48,6 +48,34 @@ def as_float_array(
     return arr
 
 
+def check_int(value: object, name: str, *, minimum: int = 0) -> int:
+    """Returns ``value`` as an int if it is an integer (a Python or NumPy int, not a bool) >=
+    ``minimum``, else raises ``ValueError``. For settings such as step counts and seeds."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_real(
+    value: object, name: str, *, minimum: float | None = None, strict: bool = False
+) -> float:
+    """Returns ``value`` as a float if it is a finite real number (not a bool) and, when
+    ``minimum`` is given, >= ``minimum`` (> with ``strict``); else raises ``ValueError``.
+
+    Unlike :func:`check_positive` it rejects strings and bools rather than converting them, as
+    configuration fields should.
+    """
+    real = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    x = float(value) if real else float("nan")  # type: ignore[arg-type]
+    ok = bool(np.isfinite(x))
+    if ok and minimum is not None:
+        ok = x > minimum if strict else x >= minimum
+    if not ok:
+        bound = "" if minimum is None else f" {'>' if strict else '>='} {minimum:g}"
+        raise ValueError(f"{name}: expected a finite float{bound}, got {value!r}")
+    return x
+
+
 def check_positive(value: float, name: str) -> float:
     """Returns ``value`` as a float if it is finite and > 0, else raises ``ValueError``."""
     x = float(value)

@@ -27,7 +27,6 @@ the pipeline's dtype on its device.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from varl._checks import check_real
 from varl._progress import ProgressBar
 from varl.diffusion.lora import add_lora, load_lora_state_dict, lora_state_dict, save_lora
 from varl.diffusion.rewards import check_differentiable, validate_images
@@ -199,11 +199,11 @@ class AlignPropConfig:
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name}: expected an int >= {low}, got {value!r}")
         for name in ("train_learning_rate", "train_adam_epsilon", "loss_coeff"):
-            _check_float(getattr(self, name), name, positive=True)
+            check_real(getattr(self, name), name, minimum=0, strict=True)
         for name in ("sample_eta", "train_adam_weight_decay", "train_max_grad_norm"):
-            _check_float(getattr(self, name), name, positive=False)
-        _check_float(self.sample_guidance_scale, "sample_guidance_scale", positive=True)
-        _check_float(self.loss_target, "loss_target", positive=False, signed=True)
+            check_real(getattr(self, name), name, minimum=0)
+        check_real(self.sample_guidance_scale, "sample_guidance_scale", minimum=0, strict=True)
+        check_real(self.loss_target, "loss_target")
         for name in ("train_adam_beta1", "train_adam_beta2"):
             beta = getattr(self, name)
             if not (isinstance(beta, int | float) and 0 <= beta < 1):
@@ -220,15 +220,6 @@ class AlignPropConfig:
                 f"more than sample_num_steps = {self.sample_num_steps}; e.g. use "
                 f"TruncationSchedule.uniform(0, {self.sample_num_steps})"
             )
-
-
-def _check_float(value: Any, name: str, *, positive: bool, signed: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ok and not signed:
-        ok = value > 0 if positive else value >= 0
-    if not ok:
-        expected = "a finite float" + ("" if signed else " > 0" if positive else " >= 0")
-        raise ValueError(f"{name}: expected {expected}, got {value!r}")
 
 
 class AlignPropTrainer:

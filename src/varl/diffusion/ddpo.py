@@ -39,7 +39,6 @@ equal the stored ones before the first update (ratio exactly 1).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -50,6 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from varl._checks import check_int, check_real
 from varl._progress import ProgressBar
 from varl.diffusion.ddpo_math import (
     PerPromptStatTracker,
@@ -194,20 +194,18 @@ class DDPOConfig:
             "lora_rank",
         )  # fmt: skip
         for name in positive_ints:
-            _check_int(getattr(self, name), name, minimum=1)
+            check_int(getattr(self, name), name, minimum=1)
         for name in ("seed", "save_freq", "num_checkpoint_limit", "log_image_freq"):
-            _check_int(getattr(self, name), name, minimum=0)
+            check_int(getattr(self, name), name)
         positive_floats = (
             "sample_eta", "train_learning_rate", "train_adam_epsilon", "train_adv_clip_max",
             "train_clip_range",
         )  # fmt: skip
         for name in positive_floats:
-            _check_float(getattr(self, name), name, positive=True)
-        _check_float(self.sample_guidance_scale, "sample_guidance_scale", positive=True)
+            check_real(getattr(self, name), name, minimum=0, strict=True)
+        check_real(self.sample_guidance_scale, "sample_guidance_scale", minimum=0, strict=True)
         for name in ("train_adam_weight_decay", "train_max_grad_norm"):
-            _check_float(getattr(self, name), name, positive=False)
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name}: expected a float >= 0, got {getattr(self, name)!r}")
+            check_real(getattr(self, name), name, minimum=0)
         for name in ("train_adam_beta1", "train_adam_beta2"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and 0.0 <= value < 1.0):
@@ -248,18 +246,6 @@ class DDPOConfig:
     def samples_per_epoch(self) -> int:
         """Images sampled (= reward queries) per epoch."""
         return self.sample_batch_size * self.sample_num_batches_per_epoch
-
-
-def _check_int(value: Any, name: str, *, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-
-
-def _check_float(value: Any, name: str, *, positive: bool) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name}: expected a finite float, got {value!r}")
-    if positive and value <= 0:
-        raise ValueError(f"{name}: expected a float > 0, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -573,7 +559,7 @@ class DDPOTrainer:
             ValueError: If ``epochs`` < 0 or the reward function returns bad rewards.
         """
         if epochs is not None:
-            _check_int(epochs, "epochs", minimum=0)
+            check_int(epochs, "epochs")
         target = self.config.num_epochs if epochs is None else epochs
         todo = max(target - self.epoch, 0)
         bar, owned = progress_bar(progress, target, desc="DDPO epochs", unit="epoch")

@@ -28,6 +28,8 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from varl._checks import check_int
+
 Kind = Literal["fixed", "uniform", "gaussian", "legacy_per_step"]
 BoolArray = NDArray[np.bool_]
 
@@ -53,14 +55,14 @@ class TruncationSchedule:
     @classmethod
     def fixed(cls, k: int) -> TruncationSchedule:
         """Always the last ``k`` >= 0 steps."""
-        _check_int(k, "k")
+        check_int(k, "k")
         return cls("fixed", k, k)
 
     @classmethod
     def uniform(cls, kmin: int = 0, kmax: int = 50) -> TruncationSchedule:
         """K ~ U{kmin..kmax} once per batch (the paper's K ~ Uniform(0, 50))."""
-        _check_int(kmin, "kmin")
-        _check_int(kmax, "kmax")
+        check_int(kmin, "kmin")
+        check_int(kmax, "kmax")
         if kmin > kmax:
             raise ValueError(f"kmin, kmax: expected kmin <= kmax, got {kmin} > {kmax}")
         return cls("uniform", kmin, kmax)
@@ -70,8 +72,8 @@ class TruncationSchedule:
         cls, mean: float = 42.0, std: float = 5.0, low: int = 1, high: int = 49
     ) -> TruncationSchedule:
         """Threshold τ ~ N(mean, std) rejection-sampled into [low, high], K = T − τ."""
-        _check_int(low, "low")
-        _check_int(high, "high")
+        check_int(low, "low")
+        check_int(high, "high")
         if low > high or not np.isfinite(mean) or not (np.isfinite(std) and std > 0):
             raise ValueError(
                 f"mean, std, low, high: expected finite mean, std > 0, low <= high; got "
@@ -82,8 +84,8 @@ class TruncationSchedule:
     @classmethod
     def legacy_per_step(cls, tmin: int = 0, tmax: int = 50) -> TruncationSchedule:
         """A fresh threshold τ_i ~ U{tmin..tmax} at every step i (TRL's AlignPropTrainer)."""
-        _check_int(tmin, "tmin")
-        _check_int(tmax, "tmax")
+        check_int(tmin, "tmin")
+        check_int(tmax, "tmax")
         if tmin > tmax:
             raise ValueError(f"tmin, tmax: expected tmin <= tmax, got {tmin} > {tmax}")
         return cls("legacy_per_step", tmin, tmax)
@@ -94,7 +96,7 @@ class TruncationSchedule:
         Raises:
             ValueError: If ``num_steps`` < 1.
         """
-        _check_int(num_steps, "num_steps")
+        check_int(num_steps, "num_steps")
         if num_steps < 1:
             raise ValueError(f"num_steps: expected an int >= 1, got {num_steps}")
         steps = np.arange(num_steps)
@@ -114,8 +116,3 @@ class TruncationSchedule:
             k = num_steps - tau
         k = min(max(k, 0), num_steps)
         return steps >= num_steps - k
-
-
-def _check_int(value: int, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 0:
-        raise ValueError(f"{name}: expected an int >= 0, got {value!r}")

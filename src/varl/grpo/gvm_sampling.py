@@ -27,16 +27,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from varl._checks import FloatArray, as_float_array
+from varl._checks import FloatArray, as_float_array, check_int
 from varl.grpo.allocation import IntArray, gvm_allocation, gvm_weights, integerise_preserving_sum
 
 __all__ = ["GVMEstimates", "allocate_budget"]
-
-
-def _check_int(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 class GVMEstimates:
@@ -60,7 +54,7 @@ class GVMEstimates:
     """
 
     def __init__(self, refresh_steps: int = 10) -> None:
-        self.refresh_steps = _check_int(refresh_steps, "refresh_steps", 1)
+        self.refresh_steps = check_int(refresh_steps, "refresh_steps", minimum=1)
         self.table: dict[str, tuple[float, float, int]] = {}
 
     def __len__(self) -> int:
@@ -127,7 +121,7 @@ class GVMEstimates:
         missing = {"refresh_steps", "estimates"} - set(state)
         if missing:
             raise ValueError(f"state: missing keys {sorted(missing)}")
-        self.refresh_steps = _check_int(state["refresh_steps"], "refresh_steps", 1)
+        self.refresh_steps = check_int(state["refresh_steps"], "refresh_steps", minimum=1)
         table = {}
         for key, entry in state["estimates"].items():
             p, g = float(entry["accept_rate"]), float(entry["grad_norm"])

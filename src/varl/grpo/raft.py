@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from varl._checks import check_nonnegative, check_positive
+from varl._checks import check_int, check_nonnegative, check_positive
 from varl._progress import ProgressBar
 from varl.grpo.allocation import gvm_allocation, integerise_preserving_sum
 from varl.grpo.presample import estimate_acceptance_and_grad_norms
@@ -49,11 +49,6 @@ from varl.grpo.presample import estimate_acceptance_and_grad_norms
 RewardFn = Callable[..., list[float | None]]
 ALLOCATIONS = ("uniform", "gvm")
 CHECKPOINT_NAME = "raft_state.pt"
-
-
-def _check_int(value: object, name: str, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -108,7 +103,7 @@ class RaftConfig:
             ("eval_every", 0),
             ("seed", 0),
         ):
-            _check_int(getattr(self, name), name, minimum)
+            check_int(getattr(self, name), name, minimum=minimum)
         check_positive(self.lr, "lr")
         check_positive(self.temperature, "temperature")
         check_nonnegative(self.alpha, "alpha")
