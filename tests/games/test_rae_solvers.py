@@ -7,7 +7,11 @@ import pytest
 from numpy.testing import assert_allclose
 
 from varl.games._mv_kernels import (
+    _chol_back,
+    _chol_forward,
+    _chol_rows,
     _equality_step,
+    _face_step,
     _face_step_py,
     _smooth_face,
     _smooth_face_np,
@@ -313,3 +317,108 @@ def test_small_face_closed_forms_match_eigen_solution() -> None:
         g[0], g[1] = 1.0, -1.0
         d, unbounded = _face_step_py((f @ f.T).tolist(), g.tolist(), 1e-12)
         assert unbounded and d[1] > 0.0 > d[0]
+
+
+def test_python_cholesky_solves_and_flags_singular_matrices() -> None:
+    # By hand: [[4, 2], [2, 5]] = L L^T with L = [[2, 0], [1, 2]], and it maps (0.5, 1) to (4, 6).
+    rows = _chol_rows([[4.0], [2.0, 5.0]], 0.0)
+    assert rows == [[2.0], [1.0, 2.0]]
+    assert _chol_forward(rows, [4.0, 6.0]) == [2.0, 2.0]
+    assert _chol_back(rows, [2.0, 2.0]) == [0.5, 1.0]
+    # Rank one ([[1, 1], [1, 1]]): the second squared pivot is 0.
+    assert _chol_rows([[1.0], [1.0, 1.0]], 1e-14) is None
+    rng = np.random.default_rng(11)
+    for k in (1, 3, 6, 9):
+        f = rng.normal(size=(k, k + 2))
+        a, b = f @ f.T, rng.normal(size=k)
+        lower = [row[: i + 1] for i, row in enumerate(a.tolist())]
+        fac = _chol_rows(lower, 0.0)
+        assert fac is not None
+        x = _chol_back(fac, _chol_forward(fac, b.tolist()))
+        assert_allclose(x, np.linalg.solve(a, b), rtol=1e-9, atol=1e-12)
+
+
+def test_face_steps_agree_with_the_eigen_solution() -> None:
+    # Faces of four to ten actions: the Python Cholesky (up to _PY_FACE actions) and the LAPACK
+    # path both return the unique face minimiser on positive definite faces.
+    rng = np.random.default_rng(12)
+    for k in range(4, 11):
+        for _ in range(10):
+            f = rng.normal(size=(k, k + 1))
+            q, g = f @ f.T, rng.normal(size=k)
+            ref, ref_unbounded = _equality_step(q, g, 1e-12)
+            assert not ref_unbounded
+            for d, unbounded in (
+                _face_step_py(q.tolist(), g.tolist(), 1e-12),
+                _face_step(q, g, 1e-12),
+            ):
+                assert not unbounded
+                assert_allclose(d, ref, rtol=1e-7, atol=1e-9)
+        # Two identical actions and a slope between them: a descent ray on both paths.
+        f = rng.normal(size=(k, k))
+        f[1] = f[0]
+        g = np.zeros(k)
+        g[0], g[1] = 1.0, -1.0
+        for d, unbounded in (
+            _face_step_py((f @ f.T).tolist(), g.tolist(), 1e-12),
+            _face_step(f @ f.T, g, 1e-12),
+        ):
+            assert unbounded and d[1] > 0.0 > d[0]
+
+
+def _kkt_violation(mu: np.ndarray, y: np.ndarray, p: np.ndarray) -> float:
+    """Largest KKT violation of p for min ½||y^T p||² − μ^T p on the simplex (0 at the optimum):
+    g_j − ν >= 0 everywhere and = 0 on the support, ν the mean of g on the support."""
+    g = y @ (p @ y) - mu
+    support = p > 1e-12
+    nu = float(g[support].mean())
+    return max(float(np.abs(g[support] - nu).max()), float(max(0.0, -(g - nu).min())))
+
+
+def test_numpy_active_set_satisfies_kkt_on_random_problems() -> None:
+    # The numpy active set (n > SMALL_N) on random problems of several shapes, including
+    # low-rank Q (m < n) and supports large enough for the LAPACK faces.
+    rng = np.random.default_rng(13)
+    for n, m in ((30, 30), (64, 8), (80, 200), (150, 150)):
+        for _ in range(3):
+            y = rng.normal(size=(n, m)) * rng.uniform(0.05, 1.0)
+            mu = rng.normal(size=n)
+            p = simplex_qp(mu, y, 100 * n)
+            assert p.min() >= 0.0 and p.sum() == pytest.approx(1.0, abs=1e-14)
+            assert _kkt_violation(mu, y, p) <= 1e-9 * max(1.0, float((y * y).sum(1).max()))
+
+
+def test_best_response_wrapper_checks_and_degenerate_inputs() -> None:
+    # NaN/inf in m is an error, also in a column of weight 0, for small matrices (scanned) and
+    # large ones (found through μ = M w).
+    for n in (2, 80):
+        for bad in (np.nan, np.inf, -np.inf):
+            mat = np.ones((n, n))
+            mat[1, -1] = bad
+            w = np.zeros(n)
+            w[0] = 1.0
+            with pytest.raises(ValueError, match="m: contains NaN or inf"):
+                mean_variance_best_response(mat, w, gamma=1.0, tau=0.0)
+    # Huge but finite payoffs are accepted (μ is a weighted mean: no overflow).
+    huge = np.array([[1.7e308, 1.7e308], [1e308, 1e308]])
+    assert_allclose(
+        mean_variance_best_response(huge, np.array([0.6, 0.4]), gamma=0.0, tau=0.0), [1, 0]
+    )
+    # Weights off the simplex by rounding are clipped and renormalised (same response).
+    mat = np.array([[2.0, 0.0], [0.6, 0.6], [0.0, 2.0]])
+    ref = mean_variance_best_response(mat, np.array([0.5, 0.5]), gamma=1.0, tau=0.0)
+    for wl in ([0.5 + 1e-9, 0.5], [1.0 + 1e-9, -1e-9]):
+        got = mean_variance_best_response(mat, np.array(wl), gamma=1.0, tau=0.0)
+        if wl[1] < 0.0:  # all mass on column 0: no risk, the best mean (action 0) wins
+            assert_allclose(got, [1.0, 0.0, 0.0])
+        else:
+            assert_allclose(got, ref, atol=1e-8)
+    # γ > 0 but no risk (constant rows) for n on both sides of SMALL_N: the lowest-index
+    # maximiser of μ, as for γ = 0.
+    for n in (5, 40):
+        mat = np.repeat(np.arange(n, dtype=float)[:, None] % 3, 4, axis=1)
+        expect = np.zeros(n)
+        expect[2] = 1.0
+        assert_allclose(
+            mean_variance_best_response(mat, np.full(4, 0.25), gamma=2.0, tau=0.0), expect
+        )

@@ -29,7 +29,11 @@ arithmetic it saves.
 from __future__ import annotations
 
 import math
+from itertools import repeat
+from operator import add as add_op
+from operator import itemgetter
 from operator import mul as mul_op
+from operator import sub as sub_op
 
 import numpy as np
 from scipy.linalg.lapack import dpotrf, dpotrs
@@ -49,6 +53,7 @@ SMALL_N = 24  # problems with at most this many actions are solved with Python f
 _PY_FACE = 6  # faces with at most this many coordinates are solved with Python floats
 _ADD = 4  # most-violating coordinates freed per multiplier pass (fewer passes)
 _PIVOT = 1e-11  # relative pivot below which a face's reduced Hessian counts as singular
+_last = itemgetter(-1)
 
 
 # --- τ = 0: active-set quadratic program ------------------------------------------------------
@@ -80,71 +85,67 @@ def simplex_qp(mu: FloatArray, y: FloatArray, max_iter: int) -> FloatArray:
     if n <= SMALL_N:
         return np.array(simplex_qp_lists((y @ y.T).tolist(), mu.tolist(), max_iter))
     diag = np.einsum("km,km->k", y, y)
-    big = max(float(np.abs(mu).max()), float(diag.max()))
+    big = max(float(mu.max()), -float(mu.min()), float(diag.max()))
     out = np.zeros(n)
     start = int(np.argmax(mu - 0.5 * diag))
     if big == 0.0:
         out[start] = 1.0
         return out
     eps = 1e-12 * big
-    cap = min(n, 8)
-    cols = np.empty((n, cap))  # cols[:, i] = Q[:, free[i]]
+    inf = math.inf
+    cols = np.empty((n, min(n, 8)))  # cols[:, i] = Q[:, free[i]]
     col = y @ y[start]
     cols[:, 0] = col
-    rows = {start: col.tolist()}  # Q[a, :] as Python floats, for the face blocks
     free = [start]
     pf = [1.0]
     g = col - mu  # gradient Q p − μ
-    gl = g.tolist()
     face_optimal = True  # a vertex is optimal on its own (zero-dimensional) face
     for _ in range(max_iter):
         k = len(free)
         if not face_optimal:
-            qff = [[rows[a][b] for b in free] for a in free]
-            gf = [gl[a] for a in free]
+            gf = g[free]
             if k <= _PY_FACE:
-                d, unbounded = _face_step_py(qff, gf, eps)
+                d, unbounded = _face_step_py(cols[free, :k].tolist(), gf.tolist(), eps)
             else:
-                d, unbounded = _face_step(np.array(qff), np.array(gf), eps)
+                d, unbounded = _face_step(cols[free, :k], gf, eps)
             if unbounded or max(map(abs, d)) > 1e-12:
                 alpha, block = _ratio_test(pf, d, unbounded)
-                if alpha == math.inf:  # no finite move possible: treat the face as solved
+                if alpha == inf:  # no finite move possible: treat the face as solved
                     face_optimal = True
                     continue
-                pf = [pi + alpha * di for pi, di in zip(pf, d, strict=True)]
+                pf = list(map(add_op, pf, map(mul_op, d, repeat(alpha))))
                 if block >= 0:
                     del free[block], pf[block]
                     cols[:, block : k - 1] = cols[:, block + 1 : k].copy()
                     k -= 1
-                g = cols[:, :k] @ np.array(pf) - mu
-                gl = g.tolist()
+                g = cols[:, :k] @ pf - mu
                 face_optimal = block < 0  # a full step lands on the face's minimiser
                 if not face_optimal:
                     continue
-        # Optimal on the face: KKT multipliers of the coordinates held at zero.
-        fa = np.array(free)
-        mult = g - sum([gl[a] for a in free]) / k
-        mult[fa] = np.inf
+        # Optimal on the face: KKT multipliers g_j − ν of the coordinates held at zero.
+        mult = g.copy()
+        mult[free] = inf
         j = int(mult.argmin())
-        if not mult[j] < -eps:
-            kept = [max(v, 0.0) for v in pf]
-            total = sum(kept)
-            out[fa] = [v / total for v in kept]
+        cut = float(g[free].sum()) / k - eps  # freed when g_j < ν − eps
+        if not mult[j] < cut:
+            total = 0.0
+            for a, pa in zip(free, pf, strict=True):
+                pa = max(pa, 0.0)
+                out[a] = pa
+                total += pa
+            out /= total
             return out
         add = [j]
         if _ADD > 1 and n - k > 1:  # free the runners-up too: fewer multiplier passes
-            mult[j] = np.inf
+            mult[j] = inf
             top = np.argpartition(mult, min(_ADD - 1, n - k - 1) - 1)[: _ADD - 1]
-            add += [int(a) for a in top if mult[a] < -eps]
+            add += [a for a, v in zip(top.tolist(), mult[top].tolist(), strict=True) if v < cut]
         if k + len(add) > cols.shape[1]:
             extra = max(min(n, 2 * k + 2) - k, len(add))  # room for every freed column
             cols = np.concatenate([cols, np.empty((n, extra))], axis=1)
-        new_cols = y @ y[add].T  # [n, len(add)]
-        cols[:, k : k + len(add)] = new_cols
-        for a, col_a in zip(add, new_cols.T.tolist(), strict=True):
-            rows[a] = col_a
-            free.append(a)
-            pf.append(0.0)
+        cols[:, k : k + len(add)] = y @ y[add].T
+        free += add
+        pf += [0.0] * len(add)
         face_optimal = False
     raise RuntimeError(f"active-set QP did not terminate in {max_iter} steps (cycling)")
 
@@ -199,30 +200,62 @@ def _face_step_py(ql: list[list[float]], gl: list[float], eps: float) -> tuple[l
                 return [-u1 - u2, u1, u2], False
         d, unb = _equality_step(np.array(ql), np.array(gl), eps)
         return d.tolist(), unb
-    r = k - 1
-    h = [[ql[i + 1][j + 1] - q0[i + 1] - q0[j + 1] + q0[0] for j in range(i + 1)] for i in range(r)]
-    tiny = _PIVOT * max(max([h[i][i] for i in range(r)]), 0.0)
-    chol: list[list[float]] = []  # rows of L without their diagonal
-    diag: list[float] = []
-    for i in range(r):
-        row = h[i]
-        li: list[float] = []
-        for j in range(i):
-            li.append((row[j] - sum([x * y for x, y in zip(li, chol[j], strict=True)])) / diag[j])
-        piv = row[i] - sum([x * x for x in li])
-        if not piv > tiny:
-            d, unb = _equality_step(np.array(ql), np.array(gl), eps)
-            return d.tolist(), unb
-        chol.append(li)
-        diag.append(math.sqrt(piv))
-    # Solve H u = −b, b = g_r − g_0: forward (L v = −b), then backward (L^T u = v).
-    v: list[float] = []
-    for i in range(r):
-        v.append((g0 - gl[i + 1] - sum([x * y for x, y in zip(chol[i], v, strict=True)])) / diag[i])
-    u = [0.0] * r
-    for i in range(r - 1, -1, -1):
-        u[i] = (v[i] - sum([chol[t][i] * u[t] for t in range(i + 1, r)])) / diag[i]
+    # Reduced Hessian rows h_ij = (q_ij − q_0j) + (q_00 − q_0i), i, j >= 1 (lower triangle).
+    c = q0[0]
+    h = [
+        list(map(add_op, map(sub_op, ql[i][1 : i + 1], q0[1 : i + 1]), repeat(c - q0[i], i)))
+        for i in range(1, k)
+    ]
+    rows = _chol_rows(h, _PIVOT * max(max(map(_last, h)), 0.0))
+    if rows is None:
+        d, unb = _equality_step(np.array(ql), np.array(gl), eps)
+        return d.tolist(), unb
+    u = _chol_back(rows, _chol_forward(rows, list(map(sub_op, repeat(g0, k - 1), gl[1:]))))
     return [-sum(u), *u], False
+
+
+def _chol_rows(h: list[list[float]], tiny: float) -> list[list[float]] | None:
+    """Lower Cholesky factor of a small symmetric matrix on Python floats.
+
+    Args:
+        h: Lower-triangle rows, ``h[i]`` holding ``h_i0 ... h_ii``.
+        tiny: Squared pivots at or below this count as singular.
+
+    Returns:
+        Rows of ``L`` in the same layout (``L[i][-1]`` the diagonal), or None if a squared pivot
+        is at most ``tiny`` (not numerically positive definite).
+    """
+    rows: list[list[float]] = []
+    for hi in h:
+        li: list[float] = []
+        for lj in rows:  # map stops at len(li): the first j entries of L_j
+            li.append((hi[len(li)] - sum(map(mul_op, li, lj))) / lj[-1])
+        piv = hi[len(li)] - sum(map(mul_op, li, li))
+        if not piv > tiny:
+            return None
+        li.append(math.sqrt(piv))
+        rows.append(li)
+    return rows
+
+
+def _chol_forward(rows: list[list[float]], b: list[float]) -> list[float]:
+    """``L^{-1} b`` for the factor rows of :func:`_chol_rows`."""
+    z: list[float] = []
+    for li, bi in zip(rows, b, strict=True):
+        z.append((bi - sum(map(mul_op, li, z))) / li[-1])
+    return z
+
+
+def _chol_back(rows: list[list[float]], z: list[float]) -> list[float]:
+    """``L^{-T} z`` (column-oriented: each solved entry is eliminated from the ones above)."""
+    x = z.copy()
+    for i in range(len(rows) - 1, -1, -1):
+        li = rows[i]
+        xi = x[i] / li[-1]
+        x[i] = xi
+        if i:
+            x[:i] = map(sub_op, x[:i], map(mul_op, li, repeat(xi)))
+    return x
 
 
 def simplex_qp_lists(ql: list[list[float]], mul: list[float], max_iter: int) -> list[float]:
@@ -269,7 +302,7 @@ def simplex_qp_lists(ql: list[list[float]], mul: list[float], max_iter: int) -> 
                 for t in range(k):
                     st = alpha * d[t]
                     pf[t] += st
-                    g = [gi + st * ri for gi, ri in zip(g, qrows[t], strict=True)]
+                    g = list(map(add_op, g, map(mul_op, qrows[t], repeat(st))))
                 if block >= 0:
                     del free[block], pf[block]
                 face_optimal = block < 0
@@ -426,7 +459,7 @@ def entropic_small(
     for a in range(n):
         pa = pl[a]
         if pa > 0.0:
-            g = [gi + pa * qi for gi, qi in zip(g, ql[a], strict=True)]
+            g = list(map(add_op, g, map(mul_op, ql[a], repeat(pa))))
     cand, pe = _candidates(g, pl, tau)  # never empty: n <= SMALL_N == _START_MAX
     if len(cand) > _PY_SMOOTH:  # many near-active actions: Newton from p* is cheaper
         return pl, math.nan, pl, False
@@ -437,7 +470,7 @@ def entropic_small(
     qpt = [0.0] * n  # Q p̃
     for a, pa in zip(cand, pe, strict=True):
         pt[a] = pa
-        qpt = [ci + pa * qi for ci, qi in zip(qpt, ql[a], strict=True)]
+        qpt = list(map(add_op, qpt, map(mul_op, ql[a], repeat(pa))))
     arg = [(mi - ci) / tau for mi, ci in zip(mul, qpt, strict=True)]
     top = max(arg)
     ex = [math.exp(v - top) for v in arg]
@@ -445,7 +478,7 @@ def entropic_small(
     p = [v / total for v in ex]
     dual = tau * (top + math.log(total)) + 0.5 * sum(map(mul_op, pt, qpt))
     diff = [a - b for a, b in zip(pt, p, strict=True)]
-    gap = 0.5 * sum([di * sum(map(mul_op, row, diff)) for di, row in zip(diff, ql, strict=True)])
+    gap = 0.5 * sum(map(mul_op, diff, [sum(map(mul_op, row, diff)) for row in ql]))
     gap = max(gap, 0.0)  # Q is PSD up to rounding
     return p, dual - gap, pt, gap <= tol
 
@@ -495,13 +528,16 @@ def _smooth_face(
             u1 = (h12 * b2 - h22 * b1) / det
             u2 = (h12 * b1 - h11 * b2) / det
             d = [-u1 - u2, u1, u2]
-        else:
-            sol = _chol_solve2(qe, [tau / pi for pi in p], grad)
-            if sol is None:  # not positive definite in floating point: keep the current start
+        else:  # d = h^{-1}(ν 1 − grad), h = Q + τ diag(1/p) = L L^T, ν from Σ d = 0
+            pairs = enumerate(zip(qe, p, strict=True))
+            h = [[*row[:i], row[i] + tau / pi] for i, (row, pi) in pairs]
+            rows = _chol_rows(h, 1e-14 * max(map(_last, h)))
+            if rows is None:  # not positive definite in floating point: keep the current start
                 return p
-            u, v = sol
-            nu = sum(u) / sum(v)
-            d = [nu * vi - ui for ui, vi in zip(u, v, strict=True)]
+            zg = _chol_forward(rows, grad)
+            z1 = _chol_forward(rows, [1.0] * k)
+            nu = sum(map(mul_op, z1, zg)) / sum(map(mul_op, z1, z1))
+            d = _chol_back(rows, list(map(sub_op, map(mul_op, z1, repeat(nu)), zg)))
         alpha = 1.0
         for pi, di in zip(p, d, strict=True):
             if di < 0.0 and 0.99 * pi < -di * alpha:
@@ -540,38 +576,6 @@ def _smooth_face_np(
     return p
 
 
-def _chol_solve2(
-    q: list[list[float]], extra: list[float], b: list[float]
-) -> tuple[list[float], list[float]] | None:
-    """``(h^{-1} b, h^{-1} 1)`` with ``h = q + diag(extra)``, by a Cholesky factorisation on
-    Python floats (None if ``h`` is not numerically positive definite)."""
-    k = len(b)
-    rows: list[list[float]] = []  # rows of L (lower triangle, diagonal last)
-    for i in range(k):
-        qi = q[i]
-        li: list[float] = []
-        for j in range(i):
-            lj = rows[j]
-            li.append((qi[j] - sum(map(mul_op, li, lj))) / lj[j])
-        hii = qi[i] + extra[i]
-        piv = hii - sum(map(mul_op, li, li))
-        if not piv > 1e-14 * hii:
-            return None
-        li.append(math.sqrt(piv))
-        rows.append(li)
-    out = []
-    for rhs in (b, [1.0] * k):
-        z: list[float] = []
-        for i in range(k):
-            li = rows[i]
-            z.append((rhs[i] - sum(map(mul_op, li, z))) / li[i])
-        x = [0.0] * k
-        for i in range(k - 1, -1, -1):
-            x[i] = (z[i] - sum([rows[t][i] * x[t] for t in range(i + 1, k)])) / rows[i][i]
-        out.append(x)
-    return out[0], out[1]
-
-
 def entropic_newton(
     mu: FloatArray,
     y: FloatArray,
@@ -602,12 +606,12 @@ def entropic_newton(
     """
     n, m = y.shape
     mt = mu / tau
-    yt = y / tau
+    inv_tau = 1.0 / tau  # (y @ λ) / τ: no temporary of y's size (page faults for large n)
     small = n <= SMALL_N  # reductions of short vectors are cheaper in Python than in numpy
     eye_n = np.eye(n) if small and n <= m else None  # small: every action, no support search
 
     def evaluate(lam: FloatArray) -> tuple[float, FloatArray]:
-        a = mt - yt @ lam
+        a = mt - (y @ lam) * inv_tau
         if small:
             al = a.tolist()
             top = max(al)

@@ -270,29 +270,51 @@ def mean_variance_utility(
 
 
 def _as_payoff_matrix(m: ArrayLike) -> FloatArray:
-    """``m`` as a finite, non-empty float64 ``[n, m]`` matrix (one conversion, one scan)."""
+    """``m`` as a non-empty float64 ``[n, m]`` matrix (finiteness: :func:`_expected_payoffs`)."""
     mat = m if isinstance(m, np.ndarray) and m.dtype == np.float64 else as_float_array(m, "m")
     if mat.ndim != 2 or 0 in mat.shape:
         raise ValueError(f"m: expected a non-empty [n, m] matrix, got shape {mat.shape}")
-    if not math.isfinite(float(np.abs(mat).max())):  # NaN propagates through max
-        raise ValueError("m: contains NaN or inf")
     return mat
 
 
-def _as_weights(w: ArrayLike, size: int) -> FloatArray:
-    """``w`` as a probability vector of length ``size`` (the check of ``as_probability_vector``
-    with two reductions; vectors off the simplex by rounding are clipped and renormalised)."""
+_SCAN_MAX = 4096  # payoff matrices up to this size are scanned for NaN/inf directly
+
+
+def _expected_payoffs(mat: FloatArray, weights: FloatArray) -> FloatArray:
+    """``μ = M w``, raising if M holds NaN or inf.
+
+    A small M is scanned (max and min propagate NaN and show inf). A large one is not: every
+    NaN/inf of M reaches μ (``0·inf`` is NaN and ``w >= 0``), so only a non-finite μ triggers a
+    scan — this saves a pass over M and, for ``abs(M)``, a temporary of M's size.
+    """
+    if mat.size <= _SCAN_MAX:
+        if not (math.isfinite(float(mat.max())) and math.isfinite(float(mat.min()))):
+            raise ValueError("m: contains NaN or inf")
+        return mat @ weights
+    with np.errstate(invalid="ignore", over="ignore"):
+        mu = mat @ weights
+    if not bool(np.isfinite(mu).all()) and not bool(np.isfinite(mat).all()):
+        raise ValueError("m: contains NaN or inf")
+    return mu
+
+
+def _as_weights(w: ArrayLike, size: int) -> tuple[FloatArray, float]:
+    """``w`` as a probability vector of length ``size`` and its smallest entry (the check of
+    ``as_probability_vector`` with two reductions; vectors off the simplex by rounding are
+    clipped and renormalised)."""
     if not (isinstance(w, np.ndarray) and w.dtype == np.float64 and w.shape == (size,)):
-        return as_probability_vector(w, "w", size=size)
-    arr = w
-    total = float(arr.sum())
-    low = float(arr.min())
+        arr = as_probability_vector(w, "w", size=size)
+        return arr, float(arr.min())
+    total = float(w.sum())
+    low = float(w.min())
     if not (math.isfinite(total) and low >= -1e-6 and abs(total - 1.0) <= 1e-6):
-        return as_probability_vector(w, "w", size=size)  # raises with the full message
-    if low < 0.0 or total != 1.0:
-        arr = np.clip(arr, 0.0, None)
-        arr /= arr.sum()
-    return arr
+        return as_probability_vector(w, "w", size=size), 0.0  # raises with the full message
+    if low < 0.0:
+        arr = np.maximum(w, 0.0)
+        return arr / float(arr.sum()), 0.0
+    if total != 1.0:
+        return w / total, low
+    return w, low
 
 
 def mean_variance_best_response(
@@ -350,16 +372,21 @@ def mean_variance_best_response(
         RuntimeError: If the solver does not reach ``tol`` within its budget.
     """
     mat = _as_payoff_matrix(m)
-    weights = _as_weights(w, mat.shape[1])
+    weights, low = _as_weights(w, mat.shape[1])
     gam = check_nonnegative(gamma, "gamma")
     tmp = check_nonnegative(tau, "tau")
     check_nonnegative(tol, "tol")
     start = None if init is None else as_probability_vector(init, "init", size=mat.shape[0])
-    if float(weights.min()) <= 0.0:
+    mu = _expected_payoffs(mat, weights)
+    if low <= 0.0:
         keep = weights > 0.0
         mat, weights = mat[:, keep], weights[keep]
-    mu, z = _moments(mat, weights)
-    p, _ = _best_response(mu, z, weights, gam, tmp, start, tol, max_iter, value=False)
+        mu = mat @ weights
+    # Y = Z diag(sqrt(2γw)) formed in place: one temporary of M's size (two cost page faults).
+    y = mat - mu[:, None]
+    if gam > 0.0:
+        y *= np.sqrt((2.0 * gam) * weights)
+    p, _ = _solve(mu, y, gam > 0.0, tmp, start, tol, max_iter, value=False)
     return p
 
 
@@ -378,8 +405,28 @@ def _best_response(
     """Dispatches to the right solver; returns the response and its objective value (NaN for
     τ = 0 when ``value`` is False: the caller only wants the response)."""
     y = z * np.sqrt((2.0 * gamma) * w) if gamma > 0.0 else z
-    risky = gamma > 0.0 and bool(y.any())
-    if not risky:
+    return _solve(mu, y, gamma > 0.0, tau, init, tol, max_iter, value=value)
+
+
+def _solve(
+    mu: FloatArray,
+    y: FloatArray,
+    risk: bool,
+    tau: float,
+    init: FloatArray | None,
+    tol: float,
+    max_iter: int,
+    *,
+    value: bool = True,
+) -> tuple[FloatArray, float]:
+    """:func:`_best_response` given the factor ``Y = Z diag(sqrt(2γw))`` (``risk``: γ > 0)."""
+    if risk and tau == 0.0:  # the active set handles Y = 0 (its start is the best vertex)
+        p = simplex_qp(mu, y, max_iter * (len(mu) + 1))
+        if not value:
+            return p, math.nan
+        v = p @ y
+        return p, float(p @ mu) - 0.5 * float(v @ v)
+    if not (risk and bool(y.any())):
         if tau > 0.0:
             a = mu / tau
             top = float(a.max())
@@ -389,13 +436,7 @@ def _best_response(
         p = np.zeros_like(mu)
         p[int(np.argmax(mu))] = 1.0
         return p, float(mu.max())
-    if tau > 0.0:
-        return _entropic(mu, y, tau, init, tol, max_iter)
-    p = simplex_qp(mu, y, max_iter * (len(mu) + 1))
-    if not value:
-        return p, math.nan
-    v = p @ y
-    return p, float(p @ mu) - 0.5 * float(v @ v)
+    return _entropic(mu, y, tau, init, tol, max_iter)
 
 
 def _entropic(
