@@ -66,7 +66,13 @@ from varl.diffusion.lora import (
     lora_state_dict,
     save_lora,
 )
-from varl.diffusion.sampling import check_pipeline, ddim_transition_log_prob, sample_images
+from varl.diffusion.sampling import (
+    check_pipeline,
+    ddim_schedule,
+    ddim_std,
+    ddim_transition_log_prob,
+    sample_images,
+)
 from varl.diffusion.trainer_io import (
     CHECKPOINT_PREFIX,
     CLI_KEYS,
@@ -91,6 +97,7 @@ from varl.diffusion.trainer_io import (
 )
 
 __all__ = [
+    "trainable_steps",
     "CHECKPOINT_PREFIX",
     "CONFIG_KEYS",
     "STATE_FILE",
@@ -172,7 +179,15 @@ class DDPOConfig:
     train_clip_range: float = 1e-4
     """PPO clip ε of the ratio."""
     train_timestep_fraction: float = 1.0
-    """Share of the T steps each training batch is trained on."""
+    """Share of the T steps (of those ``train_min_step_std`` keeps) each training batch is
+    trained on."""
+    train_min_step_std: float = 0.0
+    """varl's addition [O]: steps whose transition std σ_i = η·σ_DDIM(t_i) is below this are
+    not trained (0: every step, as TRL). A score-function term's variance grows like 1/σ_i²:
+    with few steps, the jump into ᾱ ≈ 1 (the 201 → 1 step of a 5-step chain, σ ≈ 0.009) is
+    nearly deterministic, and in the tiny setting its term carries most of the estimator's noise
+    while the high-σ steps carry most of its signal (``varl.experiments.alignprop``). Dropping
+    a step removes its share of the gradient, so this trades bias for variance."""
     per_prompt_stat_tracking: bool = False
     """Normalise rewards per prompt over a running buffer instead of over the epoch's batch."""
     per_prompt_stat_tracking_buffer_size: int = 16
@@ -197,6 +212,7 @@ class DDPOConfig:
             check_int(getattr(self, name), name, minimum=1)
         for name in ("seed", "save_freq", "num_checkpoint_limit", "log_image_freq"):
             check_int(getattr(self, name), name)
+        check_real(self.train_min_step_std, "train_min_step_std", minimum=0)
         positive_floats = (
             "sample_eta", "train_learning_rate", "train_adam_epsilon", "train_adv_clip_max",
             "train_clip_range",
@@ -246,6 +262,34 @@ class DDPOConfig:
     def samples_per_epoch(self) -> int:
         """Images sampled (= reward queries) per epoch."""
         return self.sample_batch_size * self.sample_num_batches_per_epoch
+
+
+def trainable_steps(scheduler: Any, num_steps: int, eta: float, min_std: float) -> list[int]:
+    """Indices of the DDIM steps whose transition std is >= ``min_std`` (all when it is 0).
+
+    Args:
+        scheduler: The pipeline's DDIM scheduler.
+        num_steps: T.
+        eta: η of the sampler.
+        min_std: ``DDPOConfig.train_min_step_std``.
+
+    Returns:
+        The kept step indices, ascending.
+
+    Raises:
+        ValueError: If no step is kept (naming the largest σ_i, so the threshold can be set).
+    """
+    if min_std == 0.0:
+        return list(range(num_steps))
+    _, alpha_t, alpha_prev = ddim_schedule(scheduler, num_steps)
+    stds = [ddim_std(float(a), float(b), eta) for a, b in zip(alpha_t, alpha_prev, strict=True)]
+    kept = [i for i, s in enumerate(stds) if s >= min_std]
+    if not kept:
+        raise ValueError(
+            f"train_min_step_std: {min_std} drops every step; the largest transition std of "
+            f"this {num_steps}-step chain is {max(stds):.4g}"
+        )
+    return kept
 
 
 @dataclass(frozen=True)
@@ -366,6 +410,10 @@ class DDPOTrainer:
             if config.per_prompt_stat_tracking
             else None
         )
+        self.trained_steps = trainable_steps(
+            sd_pipeline.scheduler, config.sample_num_steps, config.sample_eta,
+            config.train_min_step_std,
+        )  # fmt: skip
         self.generator = torch.Generator().manual_seed(config.seed)
         self.epoch = 0
         self.global_step = 0
@@ -479,9 +527,10 @@ class DDPOTrainer:
             order = torch.randperm(n, generator=self.generator).to(device)
             batches = torch.split(order, cfg.train_batch_size)
             for b, rows in enumerate(batches):
-                steps = train_step_indices(
-                    cfg.sample_num_steps, cfg.train_timestep_fraction, self.generator
+                picks = train_step_indices(
+                    len(self.trained_steps), cfg.train_timestep_fraction, self.generator
                 )
+                steps = [self.trained_steps[i] for i in picks]
                 scale = 1.0 / (len(steps) * cfg.train_gradient_accumulation_steps)
                 adv = advantages.to(device)[rows]
                 for j in steps:
