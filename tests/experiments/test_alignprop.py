@@ -17,9 +17,10 @@ torch.set_num_threads(1)
 TINY = dataclasses.replace(
     alignprop.QUICK,
     rewards=("brightness",),
-    num_steps=2,
+    num_steps=3,  # steps 1-2 are near-deterministic, so DDPO trains step 0 only
     batch_size=2,
     batches=2,
+    ddpo_batch_size=4,
     base_images=4,
     diversity_images=2,
     pretrain_steps=2,
@@ -53,7 +54,8 @@ def test_reduced_run_reports_every_quantity(
     assert len(result.panels) == 1 and [s.label for s in result.panels[0].series] == [
         "AlignProp", "DDPO", "base r0"
     ]  # fmt: skip
-    assert result.panels[0].series[0].x == [2.0, 4.0]
+    assert result.panels[0].series[0].x == [2.0, 4.0]  # AlignProp: 2 updates of 2 images
+    assert result.panels[0].series[1].x == [4.0]  # DDPO: 1 update of 4, the same budget
     for key in ("brightness/ratio", "brightness/base_reward", "diversity/full_K",
                 "brightness/DDPO/last_quarter_reward", "diversity_gate_held"):  # fmt: skip
         assert key in result.metrics
@@ -71,12 +73,22 @@ def test_arms_get_their_own_learning_rates_and_ddpo_per_prompt_advantages(
     assert ddpo.config.train_learning_rate == alignprop.DDPO_LR == TINY.ddpo_lr
     assert ddpo.config.per_prompt_stat_tracking and ddpo.stat_tracker is not None
     assert (ddpo.stat_tracker.buffer_size, ddpo.stat_tracker.min_count) == (16, 4)
-    assert ddpo.config.samples_per_epoch == ddpo.config.train_batch_size == TINY.batch_size
+    assert ddpo.config.samples_per_epoch == ddpo.config.train_batch_size == TINY.ddpo_batch_size
+    assert ddpo.config.train_min_step_std == alignprop.DDPO_MIN_STEP_STD
     align = alignprop._trainer("AlignProp", "brightness", TINY, 0, "random")
     assert align.config.train_learning_rate == TINY.lr
     batch_adv = dataclasses.replace(TINY, ddpo_per_prompt=False, ddpo_lr=1e-3)
     ddpo = alignprop._trainer("DDPO", "brightness", batch_adv, 0, "random")
     assert ddpo.stat_tracker is None and ddpo.config.train_learning_rate == 1e-3
+
+
+def test_arms_share_the_budget_and_smooth_over_similar_query_spans() -> None:
+    cfg = alignprop.QUICK  # 12 AlignProp batches of 8 = 96 queries = 3 DDPO updates of 32
+    assert cfg.arm_batches("AlignProp") == (12, 8) and cfg.arm_batches("DDPO") == (3, 32)
+    assert (cfg.arm_smooth("AlignProp"), cfg.arm_smooth("DDPO")) == (3, 1)
+    assert alignprop.FULL.arm_batches("DDPO") == (31, 32)
+    with pytest.raises(ValueError, match="ddpo_batch_size: expected a divisor of the budget"):
+        dataclasses.replace(cfg, ddpo_batch_size=40)
 
 
 @pytest.mark.slow
