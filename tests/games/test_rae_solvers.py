@@ -7,6 +7,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from varl.games._mv_kernels import (
+    SMALL_N,
     _chol_back,
     _chol_forward,
     _chol_rows,
@@ -22,9 +23,11 @@ from varl.games._mv_kernels import (
     simplex_qp_lists,
 )
 from varl.games.normal_form import NormalFormGame
+from varl.games.rae import _factor as _rae_factor
 from varl.games.rae import (
     _moments,
     _objective,
+    _objective_y,
     mean_variance_best_response,
     payoff_scale,
     rae_best_response,
@@ -422,3 +425,51 @@ def test_best_response_wrapper_checks_and_degenerate_inputs() -> None:
         assert_allclose(
             mean_variance_best_response(mat, np.full(4, 0.25), gamma=2.0, tau=0.0), expect
         )
+
+
+@pytest.mark.parametrize("tau", [3e-2, 0.2, 1.0])
+def test_small_dual_newton_matches_the_general_path(tau: float) -> None:
+    # entropic_newton with n <= SMALL_N and n <= m takes the streamlined Python path; padding
+    # the problem with SMALL_N actions of payoff -1e6 (mass exactly 0, zero rows of y) routes
+    # the same problem through the general support-based path. Both must reach the same
+    # optimum, which satisfies the fixed point p = softmax((μ − Q p)/τ).
+    checked = 0
+    for mat, w in _instances(29, 24):
+        if mat.shape[0] > mat.shape[1]:
+            mat = mat[: mat.shape[1]]
+        mu, y = _factor(mat, w, 1.5)
+        if not y.any():
+            continue
+        n, m = y.shape
+        lam0 = np.zeros(m)
+        p, value, lam, ok = entropic_newton(mu, y, tau, lam0, 1e-15, 200)
+        mu_pad = np.concatenate([mu, np.full(SMALL_N, -1e6)])
+        y_pad = np.concatenate([y, np.zeros((SMALL_N, m))])
+        ref, ref_value, ref_lam, ref_ok = entropic_newton(mu_pad, y_pad, tau, lam0, 1e-15, 200)
+        assert ok and ref_ok
+        assert_allclose(ref[n:], 0.0, atol=0.0)
+        assert_allclose(p, ref[:n], atol=1e-6)
+        assert value == pytest.approx(ref_value, abs=1e-12)
+        assert_allclose(lam, ref_lam, atol=1e-6)
+        a = (mu - (y @ y.T) @ p) / tau
+        soft = np.exp(a - a.max())
+        assert_allclose(p, soft / soft.sum(), atol=1e-6)
+        # A zero budget reports the start's exact gap without moving.
+        _, v0, l0, ok0 = entropic_newton(mu, y, tau, lam0, 1e-15, 0)
+        assert not ok0 and np.array_equal(l0, lam0) and v0 <= value + 1e-12
+        checked += 1
+    assert checked >= 16
+
+
+def test_factor_objective_matches_the_moment_form() -> None:
+    # rae._factor builds Y = Z diag(sqrt(2γw)) in place; _objective_y on it equals _objective
+    # on (μ, Z, w), for γ > 0, γ = 0 and a pure opponent.
+    rng = np.random.default_rng(31)
+    for gamma, tau in [(0.7, 0.0), (0.7, 0.02), (0.0, 0.1)]:
+        for mat, w in _instances(37, 9):
+            mu, z = _moments(mat, w)
+            mu2, y = _rae_factor(mat, w, gamma)
+            assert_allclose(mu2, mu, rtol=0.0, atol=1e-15)
+            p = rng.dirichlet(np.ones(mat.shape[0]))
+            ref = _objective(p, mu, z, w, gamma, tau)
+            assert _objective_y(p, mu2, y, gamma > 0.0, tau) == pytest.approx(ref, abs=1e-13)

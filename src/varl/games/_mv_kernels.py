@@ -605,25 +605,17 @@ def entropic_newton(
         ``(p, f(p), λ, converged)`` with ``f`` the primal objective.
     """
     n, m = y.shape
+    if n <= SMALL_N and n <= m:
+        return _newton_small(mu, y, tau, lam, tol, max_iter)
     mt = mu / tau
     inv_tau = 1.0 / tau  # (y @ λ) / τ: no temporary of y's size (page faults for large n)
-    small = n <= SMALL_N  # reductions of short vectors are cheaper in Python than in numpy
-    eye_n = np.eye(n) if small and n <= m else None  # small: every action, no support search
 
     def evaluate(lam: FloatArray) -> tuple[float, FloatArray]:
         a = mt - (y @ lam) * inv_tau
-        if small:
-            al = a.tolist()
-            top = max(al)
-            el = [math.exp(v - top) for v in al]
-            total = sum(el)
-            p = np.array([v / total for v in el])
-        else:
-            top = float(a.max())
-            e = np.exp(a - top)
-            total = float(e.sum())
-            p = e / total
-        return tau * (top + math.log(total)) + 0.5 * _sumsq(lam), p
+        top = float(a.max())
+        e = np.exp(a - top)
+        total = float(e.sum())
+        return tau * (top + math.log(total)) + 0.5 * _sumsq(lam), e / total
 
     d_val, p = evaluate(lam)
     for it in range(max_iter + 1):
@@ -632,31 +624,21 @@ def entropic_newton(
         gap = 0.5 * _sumsq(grad)
         if gap <= tol or it == max_iter:
             return p, d_val - gap, lam, gap <= tol
-        if eye_n is not None:  # k-space (Woodbury) with every action: n <= m
-            pl = p.tolist() if small else None
-            root = np.sqrt(p / tau) if pl is None else np.array([math.sqrt(v / tau) for v in pl])
-            v = (y - ybar) * root[:, None]  # [n, m]
-            chol_f, info = dpotrf(v @ v.T + eye_n, lower=1, clean=0)
+        support = np.flatnonzero(p > 1e-15)
+        k = len(support)
+        ps = p[support]
+        v = (y[support] - ybar) * np.sqrt(ps / tau)[:, None]  # [k, m]
+        if k < m:
+            chol_f, info = dpotrf(v @ v.T + np.eye(k), lower=1, clean=0)
             if info != 0:
                 break
             x, _ = dpotrs(chol_f, v @ grad, lower=1)
             step = v.T @ x - grad
         else:
-            support = np.flatnonzero(p > 1e-15)
-            k = len(support)
-            ps = p[support]
-            v = (y[support] - ybar) * np.sqrt(ps / tau)[:, None]  # [k, m]
-            if k < m:
-                chol_f, info = dpotrf(v @ v.T + np.eye(k), lower=1, clean=0)
-                if info != 0:
-                    break
-                x, _ = dpotrs(chol_f, v @ grad, lower=1)
-                step = v.T @ x - grad
-            else:
-                chol_f, info = dpotrf(v.T @ v + np.eye(m), lower=1, clean=0)
-                if info != 0:
-                    break
-                step, _ = dpotrs(chol_f, -grad, lower=1)
+            chol_f, info = dpotrf(v.T @ v + np.eye(m), lower=1, clean=0)
+            if info != 0:
+                break
+            step, _ = dpotrs(chol_f, -grad, lower=1)
         slope = float(grad @ step)
         if not slope < 0.0:
             break
@@ -665,6 +647,70 @@ def entropic_newton(
             new_lam = lam + step if t == 1.0 else lam + t * step
             new_val, new_p = evaluate(new_lam)
             if new_val <= d_val + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break
+        lam, d_val, p = new_lam, new_val, new_p
+    ybar = p @ y
+    grad = lam - ybar
+    gap = 0.5 * _sumsq(grad)
+    return p, d_val - gap, lam, gap <= tol
+
+
+def _newton_small(
+    mu: FloatArray, y: FloatArray, tau: float, lam: FloatArray, tol: float, max_iter: int
+) -> tuple[FloatArray, float, FloatArray, bool]:
+    """:func:`entropic_newton` for ``n <= SMALL_N`` actions and ``n <= m``.
+
+    The same iteration with fewer interpreter-level operations: the Newton system is always
+    factored in the n-space of every action (Woodbury, no support search; actions of negligible
+    mass add rows of ~0 to ``V``), ``y/τ`` is formed once, the softmax runs on Python floats and
+    the temporaries are updated in place.
+    """
+    n = len(mu)
+    yt = y * (1.0 / tau)
+    mtl = (mu * (1.0 / tau)).tolist()
+    diag = slice(None, None, n + 1)
+
+    def evaluate(lam: FloatArray) -> tuple[float, FloatArray, float]:
+        al = list(map(sub_op, mtl, (yt @ lam).tolist()))
+        top = max(al)
+        el = [math.exp(v - top) for v in al]
+        total = sum(el)
+        inv = 1.0 / total
+        lam2 = lam.tolist()
+        half_sq = 0.5 * sum(map(mul_op, lam2, lam2))
+        lse = tau * (top + math.log(total))
+        # Rounding level of D: a decrease below it cannot be seen by the line search.
+        return lse + half_sq, np.array([v * inv for v in el]), 1e-15 * (abs(lse) + half_sq)
+
+    d_val, p, _ = evaluate(lam)
+    for it in range(max_iter + 1):
+        ybar = p @ y
+        grad = lam - ybar
+        gl = grad.tolist()
+        gap = 0.5 * sum(map(mul_op, gl, gl))
+        if gap <= tol or it == max_iter:
+            return p, d_val - gap, lam, gap <= tol
+        v = y - ybar
+        v *= np.sqrt(p * (1.0 / tau))[:, None]  # [n, m]
+        h = v @ v.T
+        h.flat[diag] += 1.0
+        chol_f, info = dpotrf(h, lower=1, clean=0, overwrite_a=1)
+        if info != 0:
+            break
+        x, _ = dpotrs(chol_f, v @ grad, lower=1, overwrite_b=1)
+        step = v.T @ x
+        step -= grad
+        slope = float(grad @ step)
+        if not slope < 0.0:
+            break
+        t = 1.0
+        while t > 1e-6:  # smaller steps mean the model is wrong: let the caller re-route
+            new_lam = lam + step if t == 1.0 else lam + t * step
+            new_val, new_p, noise = evaluate(new_lam)
+            if new_val <= d_val + 1e-4 * t * slope + noise:
                 break
             t *= 0.5
         else:

@@ -390,22 +390,27 @@ def mean_variance_best_response(
     return p
 
 
-def _best_response(
-    mu: FloatArray,
-    z: FloatArray,
-    w: FloatArray,
-    gamma: float,
-    tau: float,
-    init: FloatArray | None,
-    tol: float,
-    max_iter: int,
-    *,
-    value: bool = True,
-) -> tuple[FloatArray, float]:
-    """Dispatches to the right solver; returns the response and its objective value (NaN for
-    τ = 0 when ``value`` is False: the caller only wants the response)."""
-    y = z * np.sqrt((2.0 * gamma) * w) if gamma > 0.0 else z
-    return _solve(mu, y, gamma > 0.0, tau, init, tol, max_iter, value=value)
+def _factor(m: FloatArray, w: FloatArray, gamma: float) -> tuple[FloatArray, FloatArray]:
+    """``μ = M w`` and the factor ``Y = Z diag(sqrt(2γw))`` of ``2γΣ = Y Y^T`` (``Y = Z`` when
+    γ = 0), formed in place in one temporary of M's size (a second one, as ``Z`` then ``Y``,
+    costs page faults for large games)."""
+    mu = m @ w
+    y = m - mu[:, None]
+    if gamma > 0.0:
+        y *= np.sqrt((2.0 * gamma) * w)
+    return mu, y
+
+
+def _objective_y(p: FloatArray, mu: FloatArray, y: FloatArray, risk: bool, tau: float) -> float:
+    """:func:`_objective` from the factor of :func:`_factor`: ``p^T μ − ½ ||Y^T p||² + τ H(p)``
+    (``risk``: γ > 0, else Y is the unscaled Z and the variance term is 0)."""
+    value = float(p @ mu)
+    if risk:
+        v = p @ y
+        value -= 0.5 * float(v @ v)
+    if tau > 0.0:
+        value += tau * _entropy(p)
+    return value
 
 
 def _solve(
@@ -419,7 +424,9 @@ def _solve(
     *,
     value: bool = True,
 ) -> tuple[FloatArray, float]:
-    """:func:`_best_response` given the factor ``Y = Z diag(sqrt(2γw))`` (``risk``: γ > 0)."""
+    """The best response and its objective value (NaN for τ = 0 when ``value`` is False: the
+    caller only wants the response), given the factor ``Y = Z diag(sqrt(2γw))`` of
+    :func:`_factor` (``risk``: γ > 0)."""
     if risk and tau == 0.0:  # the active set handles Y = 0 (its start is the best vertex)
         p = simplex_qp(mu, y, max_iter * (len(mu) + 1))
         if not value:
@@ -543,8 +550,8 @@ def rae_best_response(
     tmp = check_nonnegative(tau, "tau")
     prof = check_profile(g, profile)
     m, w = _reduce(g.payoffs[i], prof, i)
-    mu, z = _moments(m, w)
-    return _best_response(mu, z, w, gam, tmp, None, tol, 200)[0]
+    mu, y = _factor(m, w, gam)
+    return _solve(mu, y, gam > 0.0, tmp, None, tol, 200, value=False)[0]
 
 
 def _player_gaps(
@@ -553,9 +560,10 @@ def _player_gaps(
     gaps = np.empty(g.num_players)
     for i in range(g.num_players):
         m, w = _reduce(g.payoffs[i], prof, i)
-        mu, z = _moments(m, w)
-        _, best = _best_response(mu, z, w, float(gammas[i]), tau, prof[i], tol, 200)
-        gaps[i] = max(0.0, best - _objective(prof[i], mu, z, w, float(gammas[i]), tau))
+        gam = float(gammas[i])
+        mu, y = _factor(m, w, gam)
+        _, best = _solve(mu, y, gam > 0.0, tau, prof[i], tol, 200)
+        gaps[i] = max(0.0, best - _objective_y(prof[i], mu, y, gam > 0.0, tau))
     return gaps
 
 
@@ -752,9 +760,10 @@ def solve_rae(
             keep = w > 0.0
             if not keep.all():
                 w = w[keep]
-            mu, z = _moments(mats[i] if keep.all() else mats[i][:, keep], w)
-            b, best = _best_response(mu, z, w, gam_s[i], tmp, responses[i], 1e-10, 200)
-            gap += max(0.0, best - _objective(x[i], mu, z, w, gam_s[i], tmp))
+            risk = gam_s[i] > 0.0
+            mu, y = _factor(mats[i] if keep.all() else mats[i][:, keep], w, gam_s[i])
+            b, best = _solve(mu, y, risk, tmp, responses[i], 1e-10, 200)
+            gap += max(0.0, best - _objective_y(x[i], mu, y, risk, tmp))
             new.append(b)
         pgap = gap
         done = pgap <= tol or t >= iterations
