@@ -97,7 +97,6 @@ from varl.diffusion.trainer_io import (
 )
 
 __all__ = [
-    "trainable_steps",
     "CHECKPOINT_PREFIX",
     "CONFIG_KEYS",
     "STATE_FILE",
@@ -109,6 +108,7 @@ __all__ = [
     "resolve_checkpoint",
     "rewards_to_array",
     "train_from_config",
+    "trainable_steps",
 ]
 
 PromptFunction = Callable[[], tuple[str, Any]]
