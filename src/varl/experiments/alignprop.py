@@ -32,8 +32,12 @@ pathwise gradient's, so it swamps the rest (total cosine −0.35). The same hold
 −TV (that step's mean norm 9.4× and 6.6×) and at T = 10 (101 → 1, σ = 0.0093). Dropping the
 two near-deterministic steps and averaging over 32 images per update made DDPO learn on seed 100
 (brightness 0.467 → 0.59 over 992 queries, still rising), where the old arm plateaued; on −TV
-it first improved (−0.081 → −0.066) and then drifted below its start. Dropping steps biases the
-gradient (their share of it is lost), which is the price of the variance cut.
+it first improved (−0.081 → −0.066) and then drifted below its start (at lr 1e-2 further, to
+−0.11, so lr 3e-3 was kept; both picked on seed 100, not an evaluation seed). Dropping steps
+biases the gradient (their share of it is lost), which is the price of the variance cut. With
+this arm the ``--full`` form held: DDPO improved on all three rewards over 992 queries on the
+evaluation seeds 0-2 but never reached half of the achievable gain (ratios > 5.6×, > 8.3×,
+> 5.9× for brightness, redness, −TV).
 
 Rewards (all higher-is-better, :mod:`varl.diffusion.rewards`): brightness, redness
 (−distance to pure red) and −total variation (a compressibility proxy).
