@@ -473,3 +473,14 @@ def test_factor_objective_matches_the_moment_form() -> None:
             p = rng.dirichlet(np.ones(mat.shape[0]))
             ref = _objective(p, mu, z, w, gamma, tau)
             assert _objective_y(p, mu2, y, gamma > 0.0, tau) == pytest.approx(ref, abs=1e-13)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # numpy's, before ours
+def test_huge_payoffs_raise_or_stay_finite_instead_of_hanging_or_nan() -> None:
+    w = np.array([0.5, 0.5])
+    # the variance overflows: a clear error (this call used to loop forever)
+    with pytest.raises(ValueError, match="m: payoffs too large for float64"):
+        mean_variance_best_response(np.array([[1e200, -1e200], [0.0, 0.0]]), w, gamma=1.0, tau=1.0)
+    # risk-free rows with μ/τ beyond float64: the softmax is taken on μ − max μ (was [nan, nan])
+    p = mean_variance_best_response(np.array([[1e300, 1e300], [0.0, 0.0]]), w, gamma=1.0, tau=1e-9)
+    assert p.tolist() == [1.0, 0.0]

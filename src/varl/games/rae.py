@@ -434,12 +434,12 @@ def _solve(
         v = p @ y
         return p, float(p @ mu) - 0.5 * float(v @ v)
     if not (risk and bool(y.any())):
-        if tau > 0.0:
-            a = mu / tau
-            top = float(a.max())
-            e = np.exp(a - top)
+        if tau > 0.0:  # softmax(μ/τ), shifted before dividing so that μ/τ cannot overflow
+            top = float(mu.max())
+            with np.errstate(over="ignore"):  # a gap over τ·709 underflows to weight 0
+                e = np.exp((mu - top) / tau)
             total = float(e.sum())
-            return e / total, tau * (top + math.log(total))
+            return e / total, top + tau * math.log(total)
         p = np.zeros_like(mu)
         p[int(np.argmax(mu))] = 1.0
         return p, float(mu.max())
@@ -476,6 +476,11 @@ def _entropic(
         spread = max(mul) - min(mul) + top
     else:
         spread = float(mu.max() - mu.min()) + float(np.einsum("km,km->k", y, y).max())
+    if not math.isfinite(spread):
+        raise ValueError(
+            "m: payoffs too large for float64 in the mean-variance best response (the payoff "
+            "spread or the variance overflows); rescale them (solve_rae does so itself)"
+        )
     tol = max(tol, 1e-15 * spread)
     if init is not None:
         lam = init @ y
