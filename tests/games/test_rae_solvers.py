@@ -8,15 +8,19 @@ from numpy.testing import assert_allclose
 
 from varl.games._mv_kernels import (
     SMALL_N,
+    _add_rows,
     _chol_back,
     _chol_forward,
     _chol_rows,
     _equality_step,
     _face_step,
+    _face_step_4,
     _face_step_py,
+    _qp_lists,
     _smooth_face,
     _smooth_face_np,
     entropic_newton,
+    entropic_newton_gram,
     entropic_small,
     entropic_start,
     simplex_qp,
@@ -301,10 +305,10 @@ def test_smoothed_start_for_larger_games(n: int) -> None:
 
 
 def test_small_face_closed_forms_match_eigen_solution() -> None:
-    # Faces of two and three actions are solved in closed form; on positive definite faces the
+    # Faces of two to four actions are solved in closed form; on positive definite faces the
     # step is the unique face minimiser, which the eigen-decomposition path also returns.
     rng = np.random.default_rng(8)
-    for k in (2, 3):
+    for k in (2, 3, 4):
         for _ in range(50):
             f = rng.normal(size=(k, k + 1))
             q, g = f @ f.T, rng.normal(size=k)
@@ -484,3 +488,118 @@ def test_huge_payoffs_raise_or_stay_finite_instead_of_hanging_or_nan() -> None:
     # risk-free rows with μ/τ beyond float64: the softmax is taken on μ − max μ (was [nan, nan])
     p = mean_variance_best_response(np.array([[1e300, 1e300], [0.0, 0.0]]), w, gamma=1.0, tau=1e-9)
     assert p.tolist() == [1.0, 0.0]
+
+
+# --- speed paths for n <= SMALL_N: Gram-matrix Newton, unrolled face and gradient updates -------
+
+
+def test_face_step_4_matches_the_cholesky_path_and_flags_singular_faces() -> None:
+    # The unrolled L D L^T of four-action faces against the generic Python Cholesky (the same
+    # reduced system), and None (eigen fallback) when two actions coincide.
+    rng = np.random.default_rng(43)
+    for _ in range(40):
+        f = rng.normal(size=(4, int(rng.integers(4, 7))))
+        q, g = f @ f.T, rng.normal(size=4)
+        d = _face_step_4(q.tolist(), g.tolist())
+        assert d is not None
+        h = q[1:, 1:] - q[0, 1:][None, :] - q[0, 1:][:, None] + q[0, 0]
+        rows = _chol_rows([row[: i + 1] for i, row in enumerate(h.tolist())], 0.0)
+        assert rows is not None
+        u = _chol_back(rows, _chol_forward(rows, (g[0] - g[1:]).tolist()))
+        assert_allclose(d, [-sum(u), *u], rtol=1e-9, atol=1e-12)
+    f = rng.normal(size=(4, 5))
+    f[2] = f[1]
+    assert _face_step_4((f @ f.T).tolist(), rng.normal(size=4).tolist()) is None
+
+
+def test_add_rows_is_the_row_by_row_update() -> None:
+    # One pass for up to four rows, bit for bit the sequential update it replaces.
+    rng = np.random.default_rng(47)
+    g = rng.normal(size=9).tolist()
+    for k in range(1, 7):
+        rows = rng.normal(size=(k, 9)).tolist()
+        coefs = rng.normal(size=k).tolist()
+        ref = g
+        for row, c in zip(rows, coefs, strict=True):
+            ref = [a + c * b for a, b in zip(ref, row, strict=True)]
+        assert _add_rows(g, rows, coefs) == ref
+
+
+def test_active_set_returns_its_gradient() -> None:
+    # _qp_lists hands back the gradient Q p − μ it maintained: equal to the recomputed one up to
+    # rounding, on random and degenerate problems (ties, grids, zero variance).
+    for mat, w in _instances(53, 18):
+        mu, y = _factor(mat, w, 0.9)
+        q = y @ y.T
+        p, g = _qp_lists(q.tolist(), mu.tolist(), 10000)
+        assert p == simplex_qp_lists(q.tolist(), mu.tolist(), 10000)
+        assert_allclose(g, q @ np.array(p) - mu, rtol=0.0, atol=1e-13)
+
+
+@pytest.mark.parametrize("tau", [1e-3, 3e-2, 0.5])
+def test_gram_newton_matches_the_dual_newton(tau: float) -> None:
+    # entropic_newton_gram (coefficients c, λ = y^T c, n×n arrays only) against entropic_newton
+    # run from λ = 0 to a tight gap, from the τ = 0 optimum and from the uniform strategy, on
+    # random and degenerate instances (ties, m < n, integer grids). The value it reports is the
+    # primal objective of its strategy.
+    checked = 0
+    for mat, w in _instances(59, 24):
+        mu, y = _factor(mat, w, 1.2)
+        if not y.any():
+            continue
+        n = len(mu)
+        q = y @ y.T
+        ref, ref_value, _, ref_ok = entropic_newton(mu, y, tau, np.zeros(y.shape[1]), 1e-15, 200)
+        assert ref_ok
+        starts = [np.array(simplex_qp_lists(q.tolist(), mu.tolist(), 10000)), np.full(n, 1 / n)]
+        for k, c0 in enumerate(starts):
+            p, value, ok = entropic_newton_gram(mu, y, q, tau, c0, 1e-14, 60)
+            if not ok:  # a cold start at a small τ may stall: the caller then re-routes
+                assert k == 1 and tau < 0.1
+                continue
+            assert p.min() >= 0.0 and p.sum() == pytest.approx(1.0, abs=1e-14)
+            assert value == pytest.approx(_objective_y(p, mu, y, True, tau), abs=1e-12)
+            assert ref_value - 1e-13 <= value <= ref_value + 1e-13
+            assert_allclose(p, ref, atol=1e-5)
+            checked += 1
+        # A zero budget certifies the start exactly (its gap is the dual gap of y^T c).
+        _, _, ok0 = entropic_newton_gram(mu, y, q, tau, starts[0], 1e-14, 0)
+        assert ok0 == (_dual_gap(mu, y, tau, starts[0] @ y) <= 1e-14)
+    assert checked >= 30
+
+
+def test_small_games_with_many_near_active_actions_take_the_gram_newton() -> None:
+    # n = 16, τ = 1e-2 (the benchmark case): more than _PY_SMOOTH near-active actions, so the
+    # Python-float certificate hands back the τ = 0 optimum and the Gram Newton finishes. The
+    # response matches the general dual Newton's optimum.
+    rerouted = 0
+    for seed in range(116, 124):
+        rng = np.random.default_rng(seed)
+        mat, w = rng.uniform(-1, 1, (16, 16)), rng.dirichlet(np.ones(16))
+        mu, y = _factor(mat, w, 0.5)
+        _, value, _, _ = entropic_small((y @ y.T).tolist(), mu.tolist(), 1e-2, 1e-10)
+        rerouted += bool(np.isnan(value))
+        p = mean_variance_best_response(mat, w, gamma=0.5, tau=1e-2)
+        ref, ref_value, _, ok = entropic_newton(mu, y, 1e-2, np.zeros(16), 1e-15, 200)
+        assert ok
+        assert _objective_y(p, mu, y, True, 1e-2) >= ref_value - 1e-10
+        assert_allclose(p, ref, atol=1e-4)
+    assert rerouted >= 3
+
+
+def test_variance_below_float64_resolution_still_runs_the_solver() -> None:
+    # Payoffs of order 1e-170: Q = Y Y^T underflows to 0 while Y does not, so the solve is not
+    # mistaken for the risk-free case; with a variance that small the response is softmax(μ/τ).
+    mat = 1e-170 * np.array([[1.0, -1.0, 0.5], [0.2, 0.3, -0.4], [-1.0, 1.0, 0.0]])
+    w = np.array([0.2, 0.5, 0.3])
+    mu = mat @ w
+    p = mean_variance_best_response(mat, w, gamma=1.0, tau=1e-171)
+    soft = np.exp((mu - mu.max()) / 1e-171)
+    assert_allclose(p, soft / soft.sum(), atol=1e-9)
+    # And a risk-free problem (constant rows) with τ > 0 is exactly softmax(μ/τ) for both sizes.
+    for n in (4, 30):
+        rows = np.linspace(0.0, 0.1, n)
+        mat = np.repeat(rows[:, None], 3, axis=1)
+        p = mean_variance_best_response(mat, np.full(3, 1 / 3), gamma=2.0, tau=0.05)
+        soft = np.exp((rows - rows.max()) / 0.05)
+        assert_allclose(p, soft / soft.sum(), rtol=1e-14)

@@ -13,6 +13,8 @@ by ``c``) gives the same strategy up to rounding.
 * :func:`entropic_newton` (τ > 0): damped Newton on the smooth, strongly convex dual of the
   entropy-regularised problem, stopped on its exact duality gap ``½ ||λ − y^T p(λ)||²`` (no
   cancellation between large primal and dual values).
+* :func:`entropic_newton_gram` (τ > 0, small n): the same Newton iteration on coefficients
+  ``λ = y^T c``, with only the n×n Gram matrix ``Q = y y^T`` in its linear algebra.
 * :func:`entropic_start` / :func:`entropic_small` (τ > 0, small τ): the τ = 0 optimum smoothed
   for τ by a few primal Newton steps on its near-active actions, which gives a dual start whose
   gap is usually already below tolerance; for at most ``SMALL_N`` actions the whole solve,
@@ -21,7 +23,7 @@ by ``c``) gives the same strategy up to rounding.
 
 Speed: these problems are small, so the cost is the number of interpreter-level operations, not
 flops. Problems with at most ``SMALL_N`` actions run the active set on Python floats
-(:func:`simplex_qp_lists`), faces of two or three actions are solved in closed form, and short
+(:func:`simplex_qp_lists`), faces of two to four actions are solved in closed form, and short
 reductions go through Python floats, since a numpy call on a short vector costs more than the
 arithmetic it saves.
 """
@@ -36,13 +38,14 @@ from operator import mul as mul_op
 from operator import sub as sub_op
 
 import numpy as np
-from scipy.linalg.lapack import dpotrf, dpotrs
+from scipy.linalg.lapack import dgesv, dpotrf, dpotrs
 
 from varl._checks import FloatArray
 
 __all__ = [
     "SMALL_N",
     "entropic_newton",
+    "entropic_newton_gram",
     "entropic_small",
     "entropic_start",
     "simplex_qp",
@@ -200,6 +203,12 @@ def _face_step_py(ql: list[list[float]], gl: list[float], eps: float) -> tuple[l
                 return [-u1 - u2, u1, u2], False
         d, unb = _equality_step(np.array(ql), np.array(gl), eps)
         return d.tolist(), unb
+    if k == 4:  # three reduced coordinates: an unrolled L D L^T (the Cholesky pivots squared)
+        d3 = _face_step_4(ql, gl)
+        if d3 is not None:
+            return d3, False
+        d, unb = _equality_step(np.array(ql), np.array(gl), eps)
+        return d.tolist(), unb
     # Reduced Hessian rows h_ij = (q_ij − q_0j) + (q_00 − q_0i), i, j >= 1 (lower triangle).
     c = q0[0]
     h = [
@@ -212,6 +221,41 @@ def _face_step_py(ql: list[list[float]], gl: list[float], eps: float) -> tuple[l
         return d.tolist(), unb
     u = _chol_back(rows, _chol_forward(rows, list(map(sub_op, repeat(g0, k - 1), gl[1:]))))
     return [-sum(u), *u], False
+
+
+def _face_step_4(ql: list[list[float]], gl: list[float]) -> list[float] | None:
+    """The face step of :func:`_face_step_py` for four coordinates, or None when singular.
+
+    The reduced Hessian ``h_ij = q_ij − q_0i − q_0j + q_00`` (i, j = 1..3) is factored as
+    ``L D L^T`` in closed form; ``D``'s entries are the squared Cholesky pivots, tested against
+    the same ``_PIVOT`` threshold as :func:`_chol_rows`.
+    """
+    (q00, q01, q02, q03), (_, q11, q12, q13), (_, _, q22, q23), (_, _, _, q33) = ql
+    h11 = q11 - 2.0 * q01 + q00
+    h22 = q22 - 2.0 * q02 + q00
+    h33 = q33 - 2.0 * q03 + q00
+    tiny = _PIVOT * max(h11, h22, h33, 0.0)
+    if not h11 > tiny:
+        return None
+    h12 = q12 - q01 - q02 + q00
+    h13 = q13 - q01 - q03 + q00
+    h23 = q23 - q02 - q03 + q00
+    l21, l31 = h12 / h11, h13 / h11
+    e2 = h22 - l21 * h12
+    if not e2 > tiny:
+        return None
+    l32 = (h23 - l31 * h12) / e2
+    e3 = h33 - l31 * h13 - l32 * l32 * e2
+    if not e3 > tiny:
+        return None
+    g0 = gl[0]
+    z1 = g0 - gl[1]  # H u = g_0 − g_r: forward, diagonal, backward
+    z2 = g0 - gl[2] - l21 * z1
+    z3 = g0 - gl[3] - l31 * z1 - l32 * z2
+    u3 = z3 / e3
+    u2 = z2 / e2 - l32 * u3
+    u1 = z1 / h11 - l21 * u2 - l31 * u3
+    return [-u1 - u2 - u3, u1, u2, u3]
 
 
 def _chol_rows(h: list[list[float]], tiny: float) -> list[list[float]] | None:
@@ -272,19 +316,27 @@ def simplex_qp_lists(ql: list[list[float]], mul: list[float], max_iter: int) -> 
     Raises:
         RuntimeError: If the budget runs out.
     """
+    return _qp_lists(ql, mul, max_iter)[0]
+
+
+def _qp_lists(
+    ql: list[list[float]], mul: list[float], max_iter: int
+) -> tuple[list[float], list[float]]:
+    """:func:`simplex_qp_lists` and the gradient ``Q p − μ`` it kept up to date (all n entries,
+    at the optimum before its clipping and renormalisation: they differ by rounding only)."""
     n = len(mul)
     diag = [ql[i][i] for i in range(n)]
     big = max(max(diag), max(mul), -min(mul))
     out = [0.0] * n
     score = [mi - 0.5 * di for mi, di in zip(mul, diag, strict=True)]
     start = max(range(n), key=score.__getitem__)
+    g = [qi - mi for qi, mi in zip(ql[start], mul, strict=True)]
     if big == 0.0 or n == 1:
         out[start] = 1.0
-        return out
+        return out, g
     eps = 1e-12 * big
     free = [start]
     pf = [1.0]
-    g = [qi - mi for qi, mi in zip(ql[start], mul, strict=True)]
     face_optimal = True
     inf = math.inf
     for _ in range(max_iter):
@@ -299,10 +351,9 @@ def simplex_qp_lists(ql: list[list[float]], mul: list[float], max_iter: int) -> 
                 if alpha == inf:  # no finite move possible: treat the face as solved
                     face_optimal = True
                     continue
-                for t in range(k):
-                    st = alpha * d[t]
-                    pf[t] += st
-                    g = list(map(add_op, g, map(mul_op, qrows[t], repeat(st))))
+                steps = [alpha * dt for dt in d]
+                pf = list(map(add_op, pf, steps))
+                g = _add_rows(g, qrows, steps)
                 if block >= 0:
                     del free[block], pf[block]
                 face_optimal = block < 0
@@ -317,13 +368,34 @@ def simplex_qp_lists(ql: list[list[float]], mul: list[float], max_iter: int) -> 
             for a, pa in zip(free, pf, strict=True):
                 out[a] = max(pa, 0.0)
                 total += out[a]
-            return [v / total for v in out]
+            return [v / total for v in out], g
         for a in order:
             if gm[a] - nu < -eps:
                 free.append(a)
                 pf.append(0.0)
         face_optimal = False
     raise RuntimeError(f"active-set QP did not terminate in {max_iter} steps (cycling)")
+
+
+def _add_rows(g: list[float], rows: list[list[float]], coefs: list[float]) -> list[float]:
+    """``g + Σ_t coefs[t] rows[t]`` on Python floats, summed in the order of ``rows`` (one
+    pass over ``g`` for up to four rows)."""
+    k = len(rows)
+    if k == 2:
+        (r0, r1), (s0, s1) = rows, coefs
+        return [a + s0 * b + s1 * c for a, b, c in zip(g, r0, r1, strict=True)]
+    if k == 3:
+        (r0, r1, r2), (s0, s1, s2) = rows, coefs
+        return [a + s0 * b + s1 * c + s2 * e for a, b, c, e in zip(g, r0, r1, r2, strict=True)]
+    if k == 4:
+        (r0, r1, r2, r3), (s0, s1, s2, s3) = rows, coefs
+        return [
+            a + s0 * b + s1 * c + s2 * e + s3 * f
+            for a, b, c, e, f in zip(g, r0, r1, r2, r3, strict=True)
+        ]
+    for row, st in zip(rows, coefs, strict=True):
+        g = list(map(add_op, g, map(mul_op, row, repeat(st))))
+    return g
 
 
 def _ratio_test(pf: list[float], d: list[float], unbounded: bool) -> tuple[float, int]:
@@ -376,18 +448,20 @@ _PY_SMOOTH = 6  # candidate sets up to this size are smoothed with Python floats
 _START_MAX = SMALL_N
 
 
-def _candidates(g: list[float], pl: list[float], tau: float) -> tuple[list[int], list[float]]:
+def _candidates(
+    g: list[float], pl: list[float], tau: float, limit: int = _START_MAX
+) -> tuple[list[int], list[float]]:
     """Candidate set E of the smoothed start and its initial masses (see :func:`entropic_start`).
 
     ``g`` is the QP gradient ``Q p* − μ`` and ``pl`` the QP optimum ``p*`` (both length n).
-    Returns ``([], [])`` when E has more than ``_START_MAX`` actions.
+    Returns ``([], [])`` when E has more than ``limit`` actions.
     """
     n = len(pl)
     support = [a for a in range(n) if pl[a] > 0.0]
     nu = sum([g[a] for a in support]) / len(support)
     cut = nu + _EXT * tau
     cand = [a for a in range(n) if g[a] < cut or pl[a] > 0.0]
-    if len(cand) > _START_MAX:
+    if len(cand) > limit:
         return [], []
     # Initial masses: the QP's on its support, exp(−gap/τ) times their geometric mean outside.
     ref = math.exp(sum([math.log(pl[a]) for a in support]) / len(support))
@@ -454,14 +528,9 @@ def entropic_small(
         than the Newton steps it saves: ``(p*, nan, p*, False)`` is returned at once.
     """
     n = len(mul)
-    pl = simplex_qp_lists(ql, mul, 200 * (n + 1))
-    g = [-v for v in mul]
-    for a in range(n):
-        pa = pl[a]
-        if pa > 0.0:
-            g = list(map(add_op, g, map(mul_op, ql[a], repeat(pa))))
-    cand, pe = _candidates(g, pl, tau)  # never empty: n <= SMALL_N == _START_MAX
-    if len(cand) > _PY_SMOOTH:  # many near-active actions: Newton from p* is cheaper
+    pl, g = _qp_lists(ql, mul, 200 * (n + 1))
+    cand, pe = _candidates(g, pl, tau, _PY_SMOOTH)
+    if not cand:  # many near-active actions: Newton from p* is cheaper
         return pl, math.nan, pl, False
     pe = _smooth_face(
         [[ql[a][b] for b in cand] for a in cand], [mul[a] for a in cand], pe, tau, tol
@@ -720,6 +789,103 @@ def _newton_small(
     grad = lam - ybar
     gap = 0.5 * _sumsq(grad)
     return p, d_val - gap, lam, gap <= tol
+
+
+def entropic_newton_gram(
+    mu: FloatArray,
+    y: FloatArray,
+    q: FloatArray,
+    tau: float,
+    coef: FloatArray,
+    tol: float,
+    max_iter: int,
+) -> tuple[FloatArray, float, bool]:
+    """:func:`entropic_newton` for small n given the Gram matrix ``Q = y y^T``, in coefficients.
+
+    Every Newton iterate of the dual stays in the range of ``y^T`` when the start does (the
+    gradient ``λ − y^T p`` and the step ``V^T x − grad`` both lie in it), so the iteration can
+    run on coefficients ``c [n]`` with ``λ = y^T c`` and touch only n×n arrays:
+    ``y λ = Q c``, ``½ ||λ||² = ½ c^T Q c``, the gradient is ``y^T r`` with ``r = c − p``, and
+    the Newton step ``Δλ = −H^{-1} y^T r`` (``H = I + y^T Π y``, ``Π = (diag(p) − p p^T)/τ``)
+    is ``Δλ = −y^T d`` with ``(I + Π Q) d = r`` — multiply by ``H`` to check:
+    ``H y^T d = y^T (d + Π Q d) = y^T r``. ``I + Π Q = I + diag(p) (Q − 1 (Q p)^T)/τ`` is not
+    symmetric but has real eigenvalues >= 1 (similar to ``I + Π^½ Q Π^½``), and one LU
+    factorisation solves it. The stopping rule is the exact duality gap ``½ ||y^T r||²`` of
+    :func:`entropic_newton` (computed from ``y``, not from ``Q``, so it has no cancellation);
+    the line search and its rounding allowance are those of the general path.
+
+    Args:
+        mu: ``[n]``.
+        y: ``[n, m]``.
+        q: ``Q = y y^T`` ``[n, n]``.
+        tau: Temperature τ > 0.
+        coef: Starting coefficients ``[n]`` (dual start ``λ = y^T coef``; a primal strategy
+            such as the τ = 0 optimum is a natural choice).
+        tol: Required duality gap.
+        max_iter: Newton-step budget.
+
+    Returns:
+        ``(p, f(p), converged)`` with ``f`` the primal objective.
+    """
+    n = len(mu)
+    inv = 1.0 / tau
+    qt = q * inv  # Q/τ: the gradient of the log-sum-exp argument and Π Q without 1/τ
+    mtl = (mu * inv).tolist()
+    eye = _EYE.get(n)
+    if eye is None:
+        eye = np.eye(n)
+        eye.flags.writeable = False
+        _EYE[n] = eye
+    qtc = qt @ coef
+    al = list(map(sub_op, mtl, qtc.tolist()))  # (μ − y λ)/τ
+    top = max(al)
+    el = [math.exp(v - top) for v in al]
+    total = sum(el)
+    d_val = tau * (top + math.log(total) + 0.5 * float(coef @ qtc))  # D(λ)
+    p = np.array(el) * (1.0 / total)
+    for it in range(max_iter + 1):
+        r = coef - p
+        yr = (r @ y).tolist()
+        gap = 0.5 * sum(map(mul_op, yr, yr))
+        if gap <= tol or it == max_iter:
+            return p, d_val - gap, gap <= tol
+        qtp = qt @ p
+        at = qt - qtp[:, None]  # (I + Π Q)^T, built in C order = I + Π Q in Fortran order
+        at *= p
+        at += eye
+        _, _, d, info = dgesv(at.T, r, overwrite_a=1)
+        if info != 0:
+            break
+        slope = -tau * float((qtc - qtp) @ d)  # ∇D · Δλ = −(y^T r)·(y^T d) = −r^T Q d
+        if not slope < 0.0:
+            break
+        t = 1.0
+        while True:  # backtracking; tiny steps mean the model is wrong: let the caller re-route
+            new_c = coef - d if t == 1.0 else coef - t * d
+            new_qtc = qt @ new_c
+            al = list(map(sub_op, mtl, new_qtc.tolist()))
+            top = max(al)
+            el = [math.exp(v - top) for v in al]
+            total = sum(el)
+            lse = top + math.log(total)
+            half = 0.5 * float(new_c @ new_qtc)
+            new_val = tau * (lse + half)
+            # 1e-15 (|lse| + half): D's rounding level, below which no decrease can be seen
+            if new_val <= d_val + 1e-4 * t * slope + 1e-15 * tau * (abs(lse) + abs(half)):
+                break
+            t *= 0.5
+            if t <= 1e-6:
+                break
+        if t <= 1e-6:
+            break
+        coef, qtc, d_val, p = new_c, new_qtc, new_val, np.array(el) * (1.0 / total)
+    r = coef - p
+    yr_a = r @ y
+    gap = 0.5 * float(yr_a @ yr_a)
+    return p, d_val - gap, gap <= tol
+
+
+_EYE: dict[int, FloatArray] = {}  # identity matrices by size (read only)
 
 
 def _sumsq(v: FloatArray) -> float:

@@ -37,6 +37,7 @@ from varl._checks import FloatArray, as_float_array, as_probability_vector, chec
 from varl.games._mv_kernels import (
     SMALL_N,
     entropic_newton,
+    entropic_newton_gram,
     entropic_small,
     entropic_start,
     simplex_qp,
@@ -283,12 +284,12 @@ _SCAN_MAX = 4096  # payoff matrices up to this size are scanned for NaN/inf dire
 def _expected_payoffs(mat: FloatArray, weights: FloatArray) -> FloatArray:
     """``μ = M w``, raising if M holds NaN or inf.
 
-    A small M is scanned (max and min propagate NaN and show inf). A large one is not: every
+    A small M is scanned (one ``isfinite`` pass and one reduction). A large one is not: every
     NaN/inf of M reaches μ (``0·inf`` is NaN and ``w >= 0``), so only a non-finite μ triggers a
     scan — this saves a pass over M and, for ``abs(M)``, a temporary of M's size.
     """
     if mat.size <= _SCAN_MAX:
-        if not (math.isfinite(float(mat.max())) and math.isfinite(float(mat.min()))):
+        if not bool(np.isfinite(mat).all()):
             raise ValueError("m: contains NaN or inf")
         return mat @ weights
     with np.errstate(invalid="ignore", over="ignore"):
@@ -305,8 +306,11 @@ def _as_weights(w: ArrayLike, size: int) -> tuple[FloatArray, float]:
     if not (isinstance(w, np.ndarray) and w.dtype == np.float64 and w.shape == (size,)):
         arr = as_probability_vector(w, "w", size=size)
         return arr, float(arr.min())
-    total = float(w.sum())
-    low = float(w.min())
+    if size <= 64:  # two reductions of a short vector are cheaper through Python floats
+        wl = w.tolist()
+        total, low = sum(wl), min(wl)
+    else:
+        total, low = float(w.sum()), float(w.min())
     if not (math.isfinite(total) and low >= -1e-6 and abs(total - 1.0) <= 1e-6):
         return as_probability_vector(w, "w", size=size), 0.0  # raises with the full message
     if low < 0.0:
@@ -315,6 +319,13 @@ def _as_weights(w: ArrayLike, size: int) -> tuple[FloatArray, float]:
     if total != 1.0:
         return w / total, low
     return w, low
+
+
+def _nonnegative(value: float, name: str) -> float:
+    """:func:`check_nonnegative` with a fast path for a Python float (one comparison)."""
+    if type(value) is float and 0.0 <= value < math.inf:
+        return value
+    return check_nonnegative(value, name)
 
 
 def mean_variance_best_response(
@@ -343,8 +354,9 @@ def mean_variance_best_response(
       ``p(λ) = softmax((μ − Y λ)/τ)``, stopped when the exact duality gap ``½ ||λ − Y^T p||²``
       — an upper bound on how far ``p``'s objective is from the optimum — is at most ``tol``.
       Each Newton system is factored in the smaller of the support of ``p`` and the opponent
-      actions. Without ``init``, a small τ starts from the τ = 0 solution; if Newton stalls, the
-      solve follows the central path (τ' from the payoff spread down to τ).
+      actions (with at most 24 own actions, in the n-space of ``Q = Y Y^T``). Without
+      ``init``, a small τ starts from the τ = 0 solution; if Newton stalls, the solve follows
+      the central path (τ' from the payoff spread down to τ).
     * ``γ = 0`` or Σ = 0: ``softmax(μ/τ)``, or the lowest-index maximiser of μ when τ = 0.
 
     Every internal tolerance is relative to the problem's scale, so scaling the payoffs by
@@ -373,9 +385,9 @@ def mean_variance_best_response(
     """
     mat = _as_payoff_matrix(m)
     weights, low = _as_weights(w, mat.shape[1])
-    gam = check_nonnegative(gamma, "gamma")
-    tmp = check_nonnegative(tau, "tau")
-    check_nonnegative(tol, "tol")
+    gam = _nonnegative(gamma, "gamma")
+    tmp = _nonnegative(tau, "tau")
+    _nonnegative(tol, "tol")
     start = None if init is None else as_probability_vector(init, "init", size=mat.shape[0])
     mu = _expected_payoffs(mat, weights)
     if low <= 0.0:
@@ -433,17 +445,23 @@ def _solve(
             return p, math.nan
         v = p @ y
         return p, float(p @ mu) - 0.5 * float(v @ v)
-    if not (risk and bool(y.any())):
-        if tau > 0.0:  # softmax(μ/τ), shifted before dividing so that μ/τ cannot overflow
-            top = float(mu.max())
-            with np.errstate(over="ignore"):  # a gap over τ·709 underflows to weight 0
-                e = np.exp((mu - top) / tau)
-            total = float(e.sum())
-            return e / total, top + tau * math.log(total)
-        p = np.zeros_like(mu)
-        p[int(np.argmax(mu))] = 1.0
-        return p, float(mu.max())
-    return _entropic(mu, y, tau, init, tol, max_iter)
+    if not risk:
+        return _linear_response(mu, tau)
+    return _entropic(mu, y, tau, init, tol, max_iter)  # it checks for Y = 0 itself
+
+
+def _linear_response(mu: FloatArray, tau: float) -> tuple[FloatArray, float]:
+    """The response without variance term (γ = 0 or Y = 0): ``softmax(μ/τ)``, or the
+    lowest-index maximiser of μ when τ = 0, and its objective value."""
+    if tau > 0.0:  # softmax(μ/τ), shifted before dividing so that μ/τ cannot overflow
+        top = float(mu.max())
+        with np.errstate(over="ignore"):  # a gap over τ·709 underflows to weight 0
+            e = np.exp((mu - top) / tau)
+        total = float(e.sum())
+        return e / total, top + tau * math.log(total)
+    p = np.zeros_like(mu)
+    p[int(np.argmax(mu))] = 1.0
+    return p, float(mu.max())
 
 
 def _entropic(
@@ -461,21 +479,27 @@ def _entropic(
     start therefore uses the τ = 0 solution, smoothed for τ (``entropic_start``), when τ is below
     a tenth of the payoff spread. With at most ``SMALL_N`` actions that start is built and
     certified on Python floats (``entropic_small``) and Newton runs only if its gap is above
-    ``tol``. A start gets a short budget; if it stalls, the solve follows the central path
-    instead: τ' = spread down to τ by factors of 10, each stage warm-started from the last.
+    ``tol``, from the τ = 0 optimum and on the Gram matrix ``Q = Y Y^T`` already formed
+    (``entropic_newton_gram``). A start gets a short budget; if it stalls, the solve follows the
+    central path instead: τ' = spread down to τ by factors of 10, each stage warm-started from
+    the last. ``Y = 0`` (no variance) gives ``softmax(μ/τ)``.
     """
     n = len(mu)
     ql = None
     if n <= SMALL_N:  # reductions of short vectors are cheaper through Python floats
         mul = mu.tolist()
         if init is None:  # the cold start needs all of Q = Y Y^T; its diagonal gives the spread
-            ql = (y @ y.T).tolist()
+            qa = y @ y.T
+            ql = qa.tolist()
             top = max([ql[i][i] for i in range(n)])
         else:
             top = max(np.einsum("km,km->k", y, y).tolist())
         spread = max(mul) - min(mul) + top
     else:
-        spread = float(mu.max() - mu.min()) + float(np.einsum("km,km->k", y, y).max())
+        top = float(np.einsum("km,km->k", y, y).max())
+        spread = float(mu.max() - mu.min()) + top
+    if top == 0.0 and not bool(y.any()):  # Y = 0 (Q = 0 alone may be underflow)
+        return _linear_response(mu, tau)
     if not math.isfinite(spread):
         raise ValueError(
             "m: payoffs too large for float64 in the mean-variance best response (the payoff "
@@ -488,7 +512,10 @@ def _entropic(
         pl, value, start, ok = entropic_small(ql, mul, tau, tol)
         if ok:
             return np.array(pl), value
-        lam = np.array(start) @ y
+        p, value, ok = entropic_newton_gram(mu, y, qa, tau, np.array(start), tol, min(max_iter, 30))
+        if ok:
+            return p, value
+        return _central_path(mu, y, tau, spread, tol, max_iter)
     elif tau < 0.1 * spread:
         lam = entropic_start(mu, y, tau, tol)
     else:
@@ -498,6 +525,14 @@ def _entropic(
     p, value, lam, ok = entropic_newton(mu, y, tau, lam, tol, min(max_iter, 30))
     if ok:
         return p, value
+    return _central_path(mu, y, tau, spread, tol, max_iter)
+
+
+def _central_path(
+    mu: FloatArray, y: FloatArray, tau: float, spread: float, tol: float, max_iter: int
+) -> tuple[FloatArray, float]:
+    """The fallback of :func:`_entropic`: τ' = spread down to τ by factors of 10, each stage's
+    Newton warm-started from the last."""
     stage_tau = max(spread, tau)
     lam = np.zeros(y.shape[1])  # λ = 0 is the optimum's neighbour when τ' is large
     while True:
