@@ -540,12 +540,9 @@ def entropic_small(
     for a, pa in zip(cand, pe, strict=True):
         pt[a] = pa
         qpt = list(map(add_op, qpt, map(mul_op, ql[a], repeat(pa))))
-    arg = [(mi - ci) / tau for mi, ci in zip(mul, qpt, strict=True)]
-    top = max(arg)
-    ex = [math.exp(v - top) for v in arg]
-    total = sum(ex)
+    lse, ex, total = _lse_terms([(mi - ci) / tau for mi, ci in zip(mul, qpt, strict=True)])
     p = [v / total for v in ex]
-    dual = tau * (top + math.log(total)) + 0.5 * sum(map(mul_op, pt, qpt))
+    dual = tau * lse + 0.5 * sum(map(mul_op, pt, qpt))
     diff = [a - b for a, b in zip(pt, p, strict=True)]
     gap = 0.5 * sum(map(mul_op, diff, [sum(map(mul_op, row, diff)) for row in ql]))
     gap = max(gap, 0.0)  # Q is PSD up to rounding
@@ -743,14 +740,11 @@ def _newton_small(
     diag = slice(None, None, n + 1)
 
     def evaluate(lam: FloatArray) -> tuple[float, FloatArray, float]:
-        al = list(map(sub_op, mtl, (yt @ lam).tolist()))
-        top = max(al)
-        el = [math.exp(v - top) for v in al]
-        total = sum(el)
+        lse, el, total = _lse_terms(list(map(sub_op, mtl, (yt @ lam).tolist())))
         inv = 1.0 / total
         lam2 = lam.tolist()
         half_sq = 0.5 * sum(map(mul_op, lam2, lam2))
-        lse = tau * (top + math.log(total))
+        lse *= tau
         # Rounding level of D: a decrease below it cannot be seen by the line search.
         return lse + half_sq, np.array([v * inv for v in el]), 1e-15 * (abs(lse) + half_sq)
 
@@ -831,17 +825,10 @@ def entropic_newton_gram(
     inv = 1.0 / tau
     qt = q * inv  # Q/τ: the gradient of the log-sum-exp argument and Π Q without 1/τ
     mtl = (mu * inv).tolist()
-    eye = _EYE.get(n)
-    if eye is None:
-        eye = np.eye(n)
-        eye.flags.writeable = False
-        _EYE[n] = eye
+    diag = slice(None, None, n + 1)
     qtc = qt @ coef
-    al = list(map(sub_op, mtl, qtc.tolist()))  # (μ − y λ)/τ
-    top = max(al)
-    el = [math.exp(v - top) for v in al]
-    total = sum(el)
-    d_val = tau * (top + math.log(total) + 0.5 * float(coef @ qtc))  # D(λ)
+    lse, el, total = _lse_terms(list(map(sub_op, mtl, qtc.tolist())))  # of (μ − y λ)/τ
+    d_val = tau * (lse + 0.5 * float(coef @ qtc))  # D(λ)
     p = np.array(el) * (1.0 / total)
     for it in range(max_iter + 1):
         r = coef - p
@@ -852,7 +839,7 @@ def entropic_newton_gram(
         qtp = qt @ p
         at = qt - qtp[:, None]  # (I + Π Q)^T, built in C order = I + Π Q in Fortran order
         at *= p
-        at += eye
+        at.flat[diag] += 1.0
         _, _, d, info = dgesv(at.T, r, overwrite_a=1)
         if info != 0:
             break
@@ -863,11 +850,7 @@ def entropic_newton_gram(
         while True:  # backtracking; tiny steps mean the model is wrong: let the caller re-route
             new_c = coef - d if t == 1.0 else coef - t * d
             new_qtc = qt @ new_c
-            al = list(map(sub_op, mtl, new_qtc.tolist()))
-            top = max(al)
-            el = [math.exp(v - top) for v in al]
-            total = sum(el)
-            lse = top + math.log(total)
+            lse, el, total = _lse_terms(list(map(sub_op, mtl, new_qtc.tolist())))
             half = 0.5 * float(new_c @ new_qtc)
             new_val = tau * (lse + half)
             # 1e-15 (|lse| + half): D's rounding level, below which no decrease can be seen
@@ -879,13 +862,17 @@ def entropic_newton_gram(
         if t <= 1e-6:
             break
         coef, qtc, d_val, p = new_c, new_qtc, new_val, np.array(el) * (1.0 / total)
-    r = coef - p
-    yr_a = r @ y
-    gap = 0.5 * float(yr_a @ yr_a)
+    gap = 0.5 * _sumsq((coef - p) @ y)
     return p, d_val - gap, gap <= tol
 
 
-_EYE: dict[int, FloatArray] = {}  # identity matrices by size (read only)
+def _lse_terms(arg: list[float]) -> tuple[float, list[float], float]:
+    """``(lse, e, total)`` of a short list on Python floats: ``e = exp(arg − max arg)``,
+    ``total = sum e`` and ``lse = log Σ exp(arg) = max arg + log total`` (no overflow)."""
+    top = max(arg)
+    e = [math.exp(v - top) for v in arg]
+    total = sum(e)
+    return top + math.log(total), e, total
 
 
 def _sumsq(v: FloatArray) -> float:

@@ -389,24 +389,23 @@ def mean_variance_best_response(
     tmp = _nonnegative(tau, "tau")
     _nonnegative(tol, "tol")
     start = None if init is None else as_probability_vector(init, "init", size=mat.shape[0])
-    mu = _expected_payoffs(mat, weights)
+    mu: FloatArray | None = _expected_payoffs(mat, weights)  # also the NaN/inf check of m
     if low <= 0.0:
         keep = weights > 0.0
-        mat, weights = mat[:, keep], weights[keep]
-        mu = mat @ weights
-    # Y = Z diag(sqrt(2γw)) formed in place: one temporary of M's size (two cost page faults).
-    y = mat - mu[:, None]
-    if gam > 0.0:
-        y *= np.sqrt((2.0 * gam) * weights)
+        mat, weights, mu = mat[:, keep], weights[keep], None
+    mu, y = _factor(mat, weights, gam, mu)
     p, _ = _solve(mu, y, gam > 0.0, tmp, start, tol, max_iter, value=False)
     return p
 
 
-def _factor(m: FloatArray, w: FloatArray, gamma: float) -> tuple[FloatArray, FloatArray]:
-    """``μ = M w`` and the factor ``Y = Z diag(sqrt(2γw))`` of ``2γΣ = Y Y^T`` (``Y = Z`` when
-    γ = 0), formed in place in one temporary of M's size (a second one, as ``Z`` then ``Y``,
-    costs page faults for large games)."""
-    mu = m @ w
+def _factor(
+    m: FloatArray, w: FloatArray, gamma: float, mu: FloatArray | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """``μ = M w`` (unless given) and the factor ``Y = Z diag(sqrt(2γw))`` of ``2γΣ = Y Y^T``
+    (``Y = Z`` when γ = 0), formed in place in one temporary of M's size (a second one, as
+    ``Z`` then ``Y``, costs page faults for large games)."""
+    if mu is None:
+        mu = m @ w
     y = m - mu[:, None]
     if gamma > 0.0:
         y *= np.sqrt((2.0 * gamma) * w)
@@ -441,10 +440,7 @@ def _solve(
     :func:`_factor` (``risk``: γ > 0)."""
     if risk and tau == 0.0:  # the active set handles Y = 0 (its start is the best vertex)
         p = simplex_qp(mu, y, max_iter * (len(mu) + 1))
-        if not value:
-            return p, math.nan
-        v = p @ y
-        return p, float(p @ mu) - 0.5 * float(v @ v)
+        return p, _objective_y(p, mu, y, True, 0.0) if value else math.nan
     if not risk:
         return _linear_response(mu, tau)
     return _entropic(mu, y, tau, init, tol, max_iter)  # it checks for Y = 0 itself
